@@ -38,3 +38,29 @@ def shared_dumps() -> Path:
 @pytest.fixture
 def gpt2_dir() -> Path:
     return shared_path("data", "gpt2")
+
+
+# --- sft helper: a tiny byte-level BPE tokenizer with the reserved chat tokens at ids 0-3 ---
+TINY_TOKENIZER_TEXT = (
+    "The quick brown fox jumps over the lazy dog. Paris is the capital of France. "
+    "Wikipedia is a free online encyclopedia. Tell me about the history of science. "
+    "What is the meaning of life? Photosynthesis converts light into chemical energy. "
+    "Le café est très bon. Zürich, Москва, 東京 and emoji 🙂 appear in articles. "
+) * 20
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A ~400-token byte-level BPE tokenizer trained in memory (< 1 s), shaped like the real one."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from wikigpt.specials import SPECIAL_TOKENS
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator([TINY_TOKENIZER_TEXT], trainer=trainer)
+    return tok
