@@ -16,7 +16,7 @@ def main() -> None:
     set_threads(rt.threads)  # before the first Rust-side parallel call
     metrics = build_tokenizer(CORPUS_DIR, OUT_DIR, cfg, progress=rt.progress)
     write_metrics("tokenizer", metrics)
-    ours, gpt2 = metrics["fertility"], metrics["gpt2_fertility"]
+    ours, gpt2 = metrics["fertility"], metrics["gpt2"]
     print(
         f"tokenizer: {metrics['vocab_size']} tokens from {metrics['train_docs']} docs "
         f"({metrics['train_bytes']:,} bytes) in {metrics['train_seconds']}s; held-out fertility "

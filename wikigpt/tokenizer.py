@@ -398,6 +398,7 @@ def build_tokenizer(
         "train_seconds": round(train_s, 2),
         "heldout_docs": len(heldout),
         "fertility": fertility(tok, texts),
-        "gpt2_fertility": gpt2,
+        "gpt2": gpt2,
+        "seconds": round(time.perf_counter() - start, 2),
         "tokenizer_sha256": tokenizer_sha256(out_dir),
     }
