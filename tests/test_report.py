@@ -43,7 +43,7 @@ def write_run(root: Path, *, metrics: dict[str, dict] | None = None, curves: boo
             "device": "cpu",
         },
         "sft": {"steps": 77, "final_val_loss": 2.5},
-        "eval": {"base": {"val_loss": 3.2, "perplexity": 24.53}, "sft": {"cloze_accuracy": 0.6875}},
+        "eval": {"base": {"val_loss": 3.2, "perplexity": 24.53}, "sft": {"val_loss": 2.9, "cloze_accuracy": 0.6875}},
     }
     for name, data in metrics.items():
         (root / "metrics" / f"{name}.json").write_text(json.dumps(data))
@@ -87,6 +87,9 @@ def test_report_contains_the_runs_figures(tmp_path):
     assert "| tokens / s | 5,432 |" in text
     assert "| MFU | 41.9% |" in text
     assert "| final val loss | 3.142 |" in text
+    # models side by side; a metric one model lacks is n/a
+    assert "| metric | base | sft |" in text
+    assert "| val_loss | 3.2 | 2.9 |" in text and "| cloze_accuracy | n/a | 0.6875 |" in text
     # every metric, nested ones flattened
     assert "| base.perplexity | 24.53 |" in text
     assert "| sft.cloze_accuracy | 0.6875 |" in text

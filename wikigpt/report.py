@@ -386,6 +386,19 @@ def _shift_headings(markdown: str, by: int) -> str:
     return "\n".join(out)
 
 
+def _eval_table(data: dict[str, Any] | None) -> list[str]:
+    """Models side by side (metrics/eval.json holds one object per model: base, sft, ...)."""
+    if not data:
+        return ["n/a (no `metrics/eval.json`)."]
+    models = {k: flatten(v) for k, v in data.items() if isinstance(v, dict)}
+    if not models:
+        return ["See all metrics below."]
+    names: list[str] = []
+    for flat in models.values():
+        names += [k for k in flat if k not in names]
+    return table(["metric", *models], [[_cell(n), *(fmt(flat.get(n)) for flat in models.values())] for n in names])
+
+
 def render(run: RunData) -> str:
     m = {name: flatten(data) if data is not None else None for name, data in run.metrics.items()}
     train, tok = m.get("train"), m.get("tokenizer")
@@ -447,6 +460,10 @@ def render(run: RunData) -> str:
             ["val bits per byte", fmt(pick(train, TRAIN_KEYS["val_bpb"]))],
         ],
     )
+    lines += [""]
+
+    lines += ["## Evaluation", ""]
+    lines += _eval_table(run.metrics.get("eval"))
     lines += [""]
 
     lines += ["## Loss curves", ""]
