@@ -16,12 +16,12 @@ def main() -> None:
     cfg = load_section("pack", PackConfig)
     rt = load_runtime()
     set_threads(rt.threads)  # before the first encode_batch; output is identical for any count
-    metrics = pack_corpus(CORPUS_DIR, TOKENIZER_DIR, OUT_DIR, cfg, progress=rt.progress)
+    metrics = pack_corpus(CORPUS_DIR, TOKENIZER_DIR, OUT_DIR, cfg, progress=rt.progress, threads=rt.threads)
     write_metrics("pack", metrics)
     print(
         f"pack: {metrics['train_tokens']:,} train / {metrics['val_tokens']:,} val tokens "
         f"({metrics['train_docs']} / {metrics['val_docs']} documents, {metrics['dtype']}) "
-        f"in {metrics['seconds']}s, {metrics['tokens_per_s']:,} tokens/s"
+        f"in {metrics['seconds']}s, {metrics['tokens_per_s']:,} tokens/s ({metrics['encoder']})"
     )
 
 

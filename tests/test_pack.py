@@ -15,11 +15,19 @@ import yaml
 from tests.conftest import REPO_ROOT
 from tests.test_tokenizer import make_docs, small_cfg, write_corpus
 from wikigpt.errors import WikigptError
-from wikigpt.pack import PackConfig, check_tokenizer_matches, choose_dtype, open_tokens, pack_corpus, read_meta
+from wikigpt.pack import Encoder, PackConfig, check_tokenizer_matches, choose_dtype, open_tokens, pack_corpus, read_meta
 from wikigpt.specials import END_ID
-from wikigpt.tokenizer import build_tokenizer, load_tokenizer
+from wikigpt.tokenizer import build_tokenizer, load_tokenizer, tiktoken_encoding
 
 N_DOCS = 45
+
+
+def tiktoken_available() -> bool:
+    try:
+        import tiktoken  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +44,14 @@ def setup(tmp_path_factory, docs) -> tuple[Path, Path]:
     return corpus, root / "tokenizer"
 
 
+ENCODERS = ["hf", pytest.param("tiktoken", marks=pytest.mark.skipif(not tiktoken_available(), reason="tiktoken not installed"))]
+
+
 @pytest.fixture(scope="module")
 def packed(setup, tmp_path_factory) -> tuple[Path, dict]:
     corpus, tok = setup
     out = tmp_path_factory.mktemp("packed") / "tokens"
-    return out, pack_corpus(corpus, tok, out, PackConfig(val_every=10), log=lambda s: None)
+    return out, pack_corpus(corpus, tok, out, PackConfig(val_every=10, encoder="hf"), log=lambda s: None)
 
 
 def split_docs(ids: np.ndarray) -> list[np.ndarray]:
@@ -88,6 +99,35 @@ def test_same_inputs_give_byte_identical_outputs_whatever_the_shard_layout(packe
     assert {k: v for k, v in a.items() if k != "source"} == {k: v for k, v in b.items() if k != "source"}
 
 
+def test_tiktoken_and_hf_encoders_write_identical_bytes(packed, setup, tmp_path):
+    pytest.importorskip("tiktoken")
+    out, hf_metrics = packed
+    metrics = pack_corpus(setup[0], setup[1], tmp_path / "tt", PackConfig(val_every=10, encoder="tiktoken"), log=lambda s: None)
+    assert (hf_metrics["encoder"], metrics["encoder"]) == ("hf", "tiktoken")
+    assert metrics["docs_verified_against_hf"] == 1  # documents 0 (and 64, 128, ... on larger corpora)
+    for name in ("train.bin", "val.bin", "meta.json"):
+        assert (tmp_path / "tt" / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_tiktoken_mismatch_is_caught_and_foreign_tokenizers_fall_back(setup, tmp_path, monkeypatch):
+    pytest.importorskip("tiktoken")
+    tok = load_tokenizer(setup[1])
+    encode = Encoder(tok, "tiktoken", threads=1)
+    monkeypatch.setattr(encode.tiktoken, "encode_ordinary_batch", lambda texts, num_threads: [[5, 6] for _ in texts])
+    with pytest.raises(WikigptError, match="tiktoken and HF tokenizers disagree on document id=7"):
+        encode.documents(["ka to", "ri mu"], [7, 8], first_index=0, where=tmp_path)
+    # a normalizer makes HF ids differ from plain byte-level BPE: no tiktoken for it
+    from tokenizers import normalizers
+
+    tok.normalizer = normalizers.NFC()
+    with pytest.raises(WikigptError, match="cannot be converted to tiktoken: it has a normalizer"):
+        tiktoken_encoding(tok)
+    logged = []
+    assert Encoder(tok, "auto", threads=1, log=logged.append).name == "hf" and "normalizer" in logged[0]
+    with pytest.raises(WikigptError, match="pack.encoder=tiktoken: tokenizer cannot be converted"):
+        Encoder(tok, "tiktoken", threads=1)
+
+
 def test_val_split_is_non_empty_on_a_corpus_smaller_than_val_every(setup, tmp_path):
     corpus = write_corpus(tmp_path / "clean", make_docs(7, seed=2))
     metrics = pack_corpus(corpus, setup[1], tmp_path / "tokens", PackConfig(val_every=200), log=lambda s: None)
@@ -113,7 +153,8 @@ def test_forced_uint32_holds_the_same_ids(packed, setup, tmp_path):
     assert np.array_equal(np.asarray(wide), np.asarray(open_tokens(out, "train")))
 
 
-def test_special_literal_in_a_document_fails_and_leaves_no_output(setup, tmp_path):
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_special_literal_in_a_document_fails_and_leaves_no_output(setup, tmp_path, encoder):
     bad = make_docs(6, seed=3)
     bad[4]["text"] += " and then <|assistant|> appeared"
     corpus = write_corpus(tmp_path / "clean", bad)
@@ -121,7 +162,7 @@ def test_special_literal_in_a_document_fails_and_leaves_no_output(setup, tmp_pat
     out.mkdir()
     (out / "train.bin").write_bytes(b"stale")
     with pytest.raises(WikigptError, match=rf"document id={bad[4]['id']} contains the control token <\|assistant\|>"):
-        pack_corpus(corpus, setup[1], out, PackConfig(val_every=10), log=lambda s: None)
+        pack_corpus(corpus, setup[1], out, PackConfig(val_every=10, encoder=encoder), log=lambda s: None)
     assert not out.exists() and not list(tmp_path.glob(".tokens.tmp-*"))
 
 

@@ -11,6 +11,11 @@ Split rule: documents are numbered in corpus order (empty texts skipped); docume
 when `i % val_every == 0`, so document 0 is always in val and any non-empty corpus has a
 non-empty val split (the bundled sample, ~350 articles, gets 2 with the default of 200).
 
+Encoding: HF tokenizers is the reference. tiktoken built from the same ranks gives identical ids
+several times faster, so `pack.encoder: auto` uses it when installed and the tokenizer converts
+exactly (`wikigpt.tokenizer.tiktoken_encoding`), and re-encodes every 64th document with HF to
+prove it on this corpus. The output is the same bytes either way; metrics record which ran.
+
 Guard: control tokens (ids 0-3) must never come from corpus text, or training would learn that
 "<|user|>" can appear inside an article. The clean stage strips their literals; pack re-checks
 every encoded document and fails naming the document id.
@@ -31,7 +36,7 @@ from wikigpt.data.shards import count_rows, iter_batches, list_shards
 from wikigpt.errors import WikigptError
 from wikigpt.io import atomic_dir, write_json
 from wikigpt.specials import END_ID, SPECIAL_TOKENS
-from wikigpt.tokenizer import load_tokenizer, tokenizer_file, tokenizer_sha256
+from wikigpt.tokenizer import load_tokenizer, tiktoken_encoding, tokenizer_file, tokenizer_sha256
 
 SPLITS = ("train", "val")
 META_FILE = "meta.json"
@@ -39,6 +44,9 @@ META_KEYS = ("dtype", "vocab_size", "train_tokens", "val_tokens", "train_docs", 
 # Documents per encode_batch call: large enough to keep every Rust thread busy, small enough
 # that one batch of long articles stays a few MB. Does not change the output.
 ENCODE_BATCH_DOCS = 256
+# With tiktoken, documents i % VERIFY_EVERY == 0 are also encoded by HF tokenizers and compared
+# (~1.5% of the text): the fast path must give the reference ids, not merely similar ones.
+VERIFY_EVERY = 64
 HEAD_TOKENS = 64
 
 
@@ -48,6 +56,8 @@ class PackConfig:
 
     val_every: int = 200  # document i (corpus order) goes to val.bin when i % val_every == 0
     dtype: Literal["auto", "uint16", "uint32"] = "auto"  # auto: uint16 when the vocab fits
+    # auto: tiktoken when installed and the tokenizer converts exactly, else HF tokenizers.
+    encoder: Literal["auto", "tiktoken", "hf"] = "auto"
 
 
 def choose_dtype(vocab_size: int, requested: str = "auto") -> np.dtype:
@@ -131,10 +141,51 @@ def check_tokenizer_matches(meta: dict[str, Any], tokenizer_path: str | Path) ->
 # Packing
 
 
-def _special_in_doc(ids: np.ndarray, doc_id: int, corpus_dir: Path) -> WikigptError:
-    bad = int(ids[ids < len(SPECIAL_TOKENS)][0])
+class Encoder:
+    """Batch encoder without special-token handling: HF tokenizers (the reference) or tiktoken
+    built from the same ranks. Both give the same ids; `name` records which one ran."""
+
+    def __init__(self, tok, choice: str, threads: int, log: Callable[[str], None] = print):
+        self.tok, self.threads, self.tiktoken = tok, threads, None
+        if choice in ("auto", "tiktoken"):
+            try:
+                self.tiktoken = tiktoken_encoding(tok)
+            except ImportError:
+                if choice == "tiktoken":
+                    raise WikigptError("params.yaml: pack.encoder=tiktoken but tiktoken is not installed (pip install tiktoken, or set pack.encoder: hf)") from None
+                log("pack: tiktoken not installed, encoding with HF tokenizers")
+            except WikigptError as e:
+                if choice == "tiktoken":
+                    raise WikigptError(f"params.yaml: pack.encoder=tiktoken: {e}") from None
+                log(f"pack: {e}; encoding with HF tokenizers")
+        self.name = "tiktoken" if self.tiktoken is not None else "hf"
+
+        self.verified = 0
+
+    def hf(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=False)]
+
+    def documents(self, texts: list[str], doc_ids: list[int], first_index: int, where: Path) -> list[list[int]]:
+        """Encode documents number first_index, first_index+1, ... of the corpus."""
+        if self.tiktoken is None:
+            return self.hf(texts)
+        # tiktoken encodes control-token literals as plain text: look for them in the text instead.
+        for text, doc_id in zip(texts, doc_ids):
+            for special_id, literal in enumerate(SPECIAL_TOKENS):
+                if literal in text:
+                    raise _special_in_doc(special_id, doc_id, where)
+        encoded = self.tiktoken.encode_ordinary_batch(texts, num_threads=self.threads)
+        check = [j for j in range(len(texts)) if (first_index + j) % VERIFY_EVERY == 0]
+        for j, ref in zip(check, self.hf([texts[j] for j in check])):
+            if encoded[j] != ref:
+                raise WikigptError(f"{where}: tiktoken and HF tokenizers disagree on document id={doc_ids[j]}; set pack.encoder: hf")
+        self.verified += len(check)
+        return encoded
+
+
+def _special_in_doc(special_id: int, doc_id: int, corpus_dir: Path) -> WikigptError:
     return WikigptError(
-        f"{corpus_dir}: document id={doc_id} contains the control token {SPECIAL_TOKENS[bad]} (id {bad}) "
+        f"{corpus_dir}: document id={doc_id} contains the control token {SPECIAL_TOKENS[special_id]} (id {special_id}) "
         f"in its text; the clean stage must strip special-token literals (wikigpt.specials.strip_special_literals)"
     )
 
@@ -182,6 +233,7 @@ def pack_corpus(
     cfg: PackConfig,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    threads: int = 2,
 ) -> dict[str, Any]:
     """Encode `corpus_dir` into `out_dir/{train,val}.bin + meta.json` (atomically). Returns metrics."""
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
@@ -190,6 +242,7 @@ def pack_corpus(
     tok = load_tokenizer(tokenizer_path)
     vocab_size = tok.get_vocab_size(with_added_tokens=True)
     dtype = choose_dtype(vocab_size, cfg.dtype)
+    encode = Encoder(tok, cfg.encoder, threads, log)
     shards = list_shards(corpus_dir)
     total_rows = count_rows(corpus_dir)
 
@@ -208,12 +261,12 @@ def pack_corpus(
                 texts = batch["text"].to_pylist()
                 keep = [k for k, t in enumerate(texts) if t]
                 empty_docs += len(texts) - len(keep)
-                encodings = tok.encode_batch([texts[k] for k in keep], add_special_tokens=False)
+                encoded = encode.documents([texts[k] for k in keep], [doc_ids[k] for k in keep], index, corpus_dir)
                 out: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
-                for k, enc in zip(keep, encodings):
-                    ids = np.array(enc.ids, dtype=dtype)
+                for k, doc in zip(keep, encoded):
+                    ids = np.array(doc, dtype=dtype)
                     if ids.size and ids.min() < len(SPECIAL_TOKENS):
-                        raise _special_in_doc(ids, doc_ids[k], corpus_dir)
+                        raise _special_in_doc(int(ids[ids < len(SPECIAL_TOKENS)][0]), doc_ids[k], corpus_dir)
                     split = "val" if index % cfg.val_every == 0 else "train"
                     out[split] += (ids, end)
                     tokens[split] += ids.size + 1
@@ -266,6 +319,8 @@ def pack_corpus(
         "val_docs": docs["val"],
         "documents": docs["train"] + docs["val"],
         "empty_docs": empty_docs,
+        "encoder": encode.name,
+        "docs_verified_against_hf": encode.verified,
         "text_bytes": text_bytes,
         "bytes_per_token": round(text_bytes / max(all_tokens - docs["train"] - docs["val"], 1), 4),
         "seconds": round(seconds, 2),

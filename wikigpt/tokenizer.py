@@ -279,6 +279,58 @@ def gpt2_reference_tokenizer(gpt2_dir: str | Path) -> Tokenizer:
     return tok
 
 
+# GPT-2's split regex, as HF's ByteLevel(use_regex=True) applies it, in tiktoken's syntax.
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def tiktoken_encoding(tok: Tokenizer):
+    """The same tokenizer as a `tiktoken.Encoding` (~4-7x faster encoding on the same ranks).
+
+    tiktoken merges the adjacent pair whose *result* has the lowest rank; HF BPE merges the pair
+    with the lowest *merge* rank. They agree when every token is made by exactly one merge and
+    ids grow with merge order, which is what BpeTrainer produces; anything else (another
+    pre-tokenizer, a normalizer, hand-edited merges) raises WikigptError with the reason, and
+    callers fall back to HF. Pack additionally re-encodes a sample of documents with HF.
+    """
+    import tiktoken
+
+    data = json.loads(tok.to_str())
+    model = data["model"]
+    why = None
+    if data.get("normalizer") is not None:
+        why = "it has a normalizer"
+    elif data.get("pre_tokenizer") != {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}:
+        why = f"its pre-tokenizer is {data.get('pre_tokenizer')}, not ByteLevel(add_prefix_space=False, use_regex=True)"
+    elif model.get("type") != "BPE" or model.get("dropout") or model.get("continuing_subword_prefix") or model.get(
+        "end_of_word_suffix"
+    ) or model.get("byte_fallback") or model.get("ignore_merges"):
+        why = "its BPE model has options tiktoken cannot express"
+    if why is None:
+        vocab = model["vocab"]
+        last = MIN_VOCAB - 1
+        for m in model["merges"]:
+            a, b = m if isinstance(m, list) else m.split(" ", 1)
+            rank = vocab.get(a + b, -1)
+            if rank <= last:
+                why = f"merge {a!r} + {b!r} does not create a new token after the previous merge's"
+                break
+            last = rank
+        else:
+            if len(model["merges"]) != len(vocab) - MIN_VOCAB:
+                why = f"{len(vocab) - MIN_VOCAB} non-byte tokens but {len(model['merges'])} merges"
+    if why is not None:
+        raise WikigptError(f"tokenizer cannot be converted to tiktoken: {why}")
+    table = _byte_decoder()
+    n_special = len(SPECIAL_TOKENS)
+    ranks = {token_bytes(t, table): i for t, i in model["vocab"].items() if i >= n_special}
+    return tiktoken.Encoding(
+        "wikigpt",
+        pat_str=GPT2_SPLIT_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens={s: i for i, s in enumerate(SPECIAL_TOKENS)},
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Saving
 
