@@ -22,9 +22,10 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
@@ -161,72 +162,74 @@ def clean_document(text: str | None, cfg: CleanConfig) -> tuple[str, int, bool, 
     return text, code, had_special, truncated
 
 
+def _batches(in_dir: Path, columns: list[str], total: int, desc: str, progress: bool) -> Iterator[pa.RecordBatch]:
+    """Record batches of the input in corpus order; fails if the row count differs from `total`
+    (the input changed between the two passes, so decisions keyed by row would be wrong)."""
+    rows = 0
+    with tqdm(total=total, desc=desc, unit="doc", disable=not progress) as bar:
+        for batch in iter_batches(in_dir, columns, BATCH_ROWS):
+            rows += batch.num_rows
+            if rows > total:
+                break
+            yield batch
+            bar.update(batch.num_rows)
+    if rows != total:
+        raise WikigptError(f"{in_dir}: corpus changed while being read ({total} rows counted, {rows}+ read)")
+
+
 def clean_corpus(in_dir: str | Path, out_dir: str | Path, cfg: CleanConfig, progress: bool = True) -> dict:
-    """Clean and deduplicate the Parquet corpus `in_dir` into `out_dir`; return the metrics."""
+    """Clean and deduplicate the Parquet corpus `in_dir` into `out_dir`; return the metrics.
+
+    `out_dir` is replaced atomically: removed first, written whole or not at all.
+    """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     start = time.perf_counter()
-    total = count_rows(in_dir)  # also fails early, naming the directory, if it has no shards
-    if total == 0:
-        raise WikigptError(f"{in_dir}: corpus has no documents")
+    with atomic_dir(out_dir) as tmp:
+        total = count_rows(in_dir)  # fails early, naming the directory, if it has no shards
+        if total == 0:
+            raise WikigptError(f"{in_dir}: corpus has no documents")
 
-    # Pass 1: decide every row. Memory: one byte per row + the dedup index.
-    decisions = np.zeros(total, dtype=np.uint8)
-    dedup = Deduplicator(cfg.dedup)
-    n_special = n_truncated = bytes_in = 0
-    row = 0
-    bar = tqdm(total=total, desc="clean: decide", unit="doc", disable=not progress)
-    for batch in iter_batches(in_dir, ["text"], BATCH_ROWS):
-        bytes_in += pc.sum(pc.binary_length(batch.column("text"))).as_py() or 0
-        texts = batch.column("text").to_pylist()
-        if row + len(texts) > total:
-            raise WikigptError(f"{in_dir}: corpus changed while being read (more rows than counted)")
-        survivors: list[str] = []
-        survivor_rows: list[int] = []
-        for text in texts:
-            text, code, had_special, truncated = clean_document(text, cfg)
-            n_special += had_special
-            n_truncated += truncated
-            decisions[row] = code
-            if code == KEEP:
-                survivors.append(text)
-                survivor_rows.append(row)
-            row += 1
-        for r, dup in zip(survivor_rows, dedup.process(survivor_rows, survivors)):
-            if dup is not None:
-                decisions[r] = EXACT_DUP if dup == "exact" else NEAR_DUP
-        bar.update(len(texts))
-    bar.close()
-    if row != total:
-        raise WikigptError(f"{in_dir}: corpus changed while being read ({row} rows, {total} counted)")
-    kept = int((decisions == KEEP).sum())
-    if kept == 0:
-        raise WikigptError(
-            f"{in_dir}: no document survives cleaning ({total} in); check clean.min_chars, "
-            f"clean.max_chars and clean.min_alpha_ratio in params.yaml"
-        )
-
-    # Pass 2: write the kept rows, normalised again (deterministic) rather than held in memory.
-    bytes_out = 0
-    row = 0
-    bar = tqdm(total=total, desc="clean: write", unit="doc", disable=not progress)
-    with atomic_dir(out_dir) as tmp, ShardWriter(tmp, cfg.rows_per_shard) as writer:
-        for batch in iter_batches(in_dir, ["id", "title", "text"], BATCH_ROWS):
-            ids = batch.column("id").to_pylist()
-            titles = batch.column("title").to_pylist()
-            texts = batch.column("text").to_pylist()
-            if row + len(texts) > total:
-                raise WikigptError(f"{in_dir}: corpus changed while being read (more rows than counted)")
-            for doc_id, title, text in zip(ids, titles, texts):
-                if decisions[row] == KEEP:
-                    # Pass 1 kept it, so only normalisation and truncation apply.
-                    text = truncate(normalize_text(text or "")[0], cfg.max_chars)
-                    writer.write({"id": doc_id, "title": normalize_title(title or ""), "text": text})
-                    bytes_out += len(text.encode("utf-8"))
+        # Pass 1: decide every row. Memory: one byte per row + the dedup index.
+        decisions = np.zeros(total, dtype=np.uint8)
+        dedup = Deduplicator(cfg.dedup)
+        n_special = n_truncated = bytes_in = 0
+        row = 0
+        for batch in _batches(in_dir, ["text"], total, "clean: decide", progress):
+            bytes_in += pc.sum(pc.binary_length(batch.column("text"))).as_py() or 0
+            survivors: list[str] = []
+            survivor_rows: list[int] = []
+            for text in batch.column("text").to_pylist():
+                text, code, had_special, truncated = clean_document(text, cfg)
+                n_special += had_special
+                n_truncated += truncated
+                decisions[row] = code
+                if code == KEEP:
+                    survivors.append(text)
+                    survivor_rows.append(row)
                 row += 1
-            bar.update(len(texts))
-        bar.close()
-        if row != total:
-            raise WikigptError(f"{in_dir}: corpus changed while being read ({row} rows, {total} counted)")
+            for r, decision in zip(survivor_rows, dedup.process(survivor_rows, survivors)):
+                if decision.kind != "keep":
+                    decisions[r] = EXACT_DUP if decision.kind == "exact" else NEAR_DUP
+        kept = int((decisions == KEEP).sum())
+        if kept == 0:
+            raise WikigptError(
+                f"{in_dir}: no document survives cleaning ({total} in); check clean.min_chars, "
+                f"clean.max_chars and clean.min_alpha_ratio in params.yaml"
+            )
+
+        # Pass 2: write the kept rows, normalised again (cheap, deterministic) rather than held.
+        bytes_out = 0
+        row = 0
+        with ShardWriter(tmp, cfg.rows_per_shard) as writer:
+            for batch in _batches(in_dir, ["id", "title", "text"], total, "clean: write", progress):
+                columns = [batch.column(name).to_pylist() for name in ("id", "title", "text")]
+                for doc_id, title, text in zip(*columns):
+                    if decisions[row] == KEEP:
+                        # Pass 1 kept it, so only normalisation and truncation apply.
+                        text = truncate(normalize_text(text or "")[0], cfg.max_chars)
+                        writer.write({"id": doc_id, "title": normalize_title(title or ""), "text": text})
+                        bytes_out += len(text.encode("utf-8"))
+                    row += 1
 
     seconds = time.perf_counter() - start
     counts = np.bincount(decisions, minlength=6)

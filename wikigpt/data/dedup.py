@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, NamedTuple, Sequence
 
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
@@ -225,6 +225,11 @@ class MinHasher:
         return lean
 
 
+class Decision(NamedTuple):
+    kind: Literal["keep", "exact", "near"]
+    of: int  # row of the kept document of its cluster (the row itself when kept)
+
+
 class Deduplicator:
     """Streaming exact + near dedup in corpus order: feed batches, get one decision per document.
 
@@ -245,8 +250,8 @@ class Deduplicator:
         self.signature_seconds = 0.0
         self.signed = 0  # documents whose signature was computed
 
-    def process(self, rows: Sequence[int], texts: Sequence[str]) -> list[str | None]:
-        """Decide each (row, text) in corpus order: None (kept), "exact" or "near" (duplicate)."""
+    def process(self, rows: Sequence[int], texts: Sequence[str]) -> list[Decision]:
+        """Decide each (row, text), in corpus order: kept, or an exact/near duplicate of a kept row."""
         hashes = [content_hash(t) for t in texts]
         need_sig: list[int] = []
         if self.cfg.near:
@@ -265,23 +270,23 @@ class Deduplicator:
             self.signed += len(need_sig)
             sigs = {i: block[j] for j, i in enumerate(need_sig)}
 
-        decisions: list[str | None] = []
+        decisions: list[Decision] = []
         for i, (row, h) in enumerate(zip(rows, hashes)):
             if self.cfg.exact and h in self._seen:
                 self.exact_duplicates += 1
                 self._join(self._seen[h])
-                decisions.append("exact")
+                decisions.append(Decision("exact", self._seen[h]))
                 continue
             root = self._near_duplicate_of(sigs[i]) if self.cfg.near else None
             if root is not None:
                 self.near_duplicates += 1
                 self._join(root)
-                decisions.append("near")
+                decisions.append(Decision("near", root))
             else:
                 root = row
                 if self.cfg.near:
                     self._keep(row, sigs[i])
-                decisions.append(None)
+                decisions.append(Decision("keep", row))
             if self.cfg.exact:
                 self._seen[h] = root  # later exact copies join the same cluster
         return decisions
