@@ -361,7 +361,6 @@ def _quote(text: str) -> str:
 
 
 def evaluate_model(
-    name: str,
     model: GPT,
     tokenizer: Any,
     val_tokens: np.ndarray,
@@ -425,3 +424,48 @@ def cloze_from_tokens(tokenizer: Any, val_tokens: np.ndarray, cfg: EvalConfig) -
     """Cloze items from the documents of val.bin (held out of pretraining)."""
     docs = split_documents(val_tokens)
     return build_cloze(_decode_docs(tokenizer, docs), cfg.cloze_items, cfg.cloze_context_sentences, cfg.seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# The eval stage
+
+
+def run_eval(
+    tokens_dir: str | Path,
+    tokenizer_path: str | Path,
+    model_dirs: dict[str, str | Path],
+    sft_dir: str | Path,
+    samples_path: str | Path,
+    cfg: EvalConfig,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate every model in `model_dirs` (name -> model directory) on the same held-out data.
+
+    Returns {"<name>": {val_loss, val_ppl, val_bpb, val_tokens, cloze_acc, cloze_n, cloze_chance,
+    qa_f1, qa_em, qa_n, seconds}, ...} and writes the sample generations to `samples_path`."""
+    from wikigpt.io import atomic_file
+    from wikigpt.pack import check_tokenizer_matches, open_tokens, read_meta
+    from wikigpt.tokenizer import load_tokenizer
+    from wikigpt.train.checkpoint import load_model
+
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    tokenizer = load_tokenizer(tokenizer_path)
+    meta = read_meta(tokens_dir)
+    check_tokenizer_matches(meta, tokenizer_path)
+    val_tokens = open_tokens(tokens_dir, "val")
+    cloze_items = cloze_from_tokens(tokenizer, val_tokens, cfg)
+    qa_convs = load_qa_conversations(sft_dir, cfg.qa_questions)
+    results: dict[str, Any] = {}
+    samples: dict[str, list[tuple[str, str]]] = {}
+    examples: dict[str, list[dict[str, str]]] = {}
+    for name, model_dir in model_dirs.items():
+        model = load_model(model_dir, device=device)
+        check_compatible(model, tokenizer, meta, str(model_dir))
+        results[name], samples[name], examples[name] = evaluate_model(
+            model, tokenizer, val_tokens, cloze_items, qa_convs, cfg, progress
+        )
+        del model
+    with atomic_file(samples_path, "w", encoding="utf-8") as f:
+        f.write(samples_markdown(samples, examples, cfg))
+    return results
