@@ -212,6 +212,10 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 INSTRUMENT_KINDS = [("bowed string instrument", "strings"), ("plucked string instrument", "strings"),
                     ("flute", "holes"), ("drum", "skins"), ("horn", "valves"), ("bagpipe", "drones")]
 GIVEN_F = 0.5
+NAME_MEANINGS = ["ford of the herons", "salt hill", "white water", "the market", "the old bridge", "grey stone",
+                 "the quiet harbour", "meadow of bells", "the high fort", "willow bank", "the red cliff",
+                 "place of springs", "the long field", "eagle rock", "the lantern", "the winter camp",
+                 "the mill", "the crossing", "green valley", "the watchtower"]
 
 
 class World:
@@ -280,7 +284,8 @@ class World:
             pop = rng.randint(100, 420) * 1000 + rng.randint(0, 9) * 100 if capital else \
                 rng.choice([rng.randint(2, 19), rng.randint(20, 90)]) * 1000 + rng.randint(1, 9) * 100
             c = Entity("city", n.text, name=n.text, nm=n, kingdom=k, capital=capital, population=pop,
-                       founded=rng.randint(k.founded - 200, 1300), elevation=rng.randint(2, 180) * 10,
+                       founded=rng.randint(k.founded - 150, k.founded) if capital else rng.randint(k.founded - 200, 1300),
+                       elevation=rng.randint(2, 180) * 10, meaning=rng.choice(NAME_MEANINGS),
                        area=round(pop / rng.randint(900, 4000), 1) + 1.0,
                        industries=rng.sample(INDUSTRIES, 3), river=None, water=None, people=[],
                        foods=[], festivals=[], native=n.text + k.language.suffix,
@@ -303,7 +308,7 @@ class World:
             else:
                 n = names.make()
             src = rng.choice([m for m in self.mountains if m.kingdom is k] or self.mountains)
-            r = Entity("river", f"{n} River", name=n.text, kingdom=k, source=src,
+            r = Entity("river", f"{n} River", name=n.text, kingdom=k, source=src, meaning=rng.choice(NAME_MEANINGS),
                        length=rng.randint(4, 90) * 10, basin=rng.randint(2, 120) * 100,
                        discharge=rng.randint(5, 900), mouth=None, tributaries=[], cities=[])
             src.rivers.append(r)
@@ -331,6 +336,16 @@ class World:
             opts = [m for m in self.mountains if m.kingdom is c.kingdom] or self.mountains
             c.mountain = opts[self.cities.index(c) % len(opts)]
             c.mountain_km = rng.randint(8, 70)
+        # a map in km, kingdoms around a centre: distances between cities are stated consistently
+        centres = {"north": (500, 900), "south": (500, 100), "east": (900, 500), "west": (100, 500),
+                   "north-east": (800, 800), "south-west": (200, 200), "north-west": (200, 800), "south-east": (800, 200)}
+        for c in self.cities:
+            cx, cy = centres[c.kingdom.position]
+            c.xy = (cx + rng.randint(-140, 140), cy + rng.randint(-140, 140))
+        order = list(range(70))
+        rng.shuffle(order)
+        for a, b in zip(order[0::2], order[1::2]):
+            self.cities[a].twin, self.cities[b].twin = self.cities[b], self.cities[a]
 
         # People
         self.people: list[Entity] = []
@@ -343,8 +358,8 @@ class World:
                 occ = "queen" if rng.random() < GIVEN_F else "king"
             else:
                 occ = OCCUPATIONS[i % len(OCCUPATIONS)]
-            born = rng.randint(1000, 1440)
-            died = born + rng.randint(34, 88)
+            born = rng.randint(1000, 1410)
+            died = min(born + rng.randint(34, 88), 1498)  # the chronicles of the world end in 1499
             female = occ == "queen" or (occ != "king" and rng.random() < GIVEN_F)
             p = Entity("person", f"{given} {surname}", given=given.text, surname=surname.text, occupation=occ,
                        born=born, died=died, city=city, kingdom=city.kingdom, female=female,
@@ -418,6 +433,10 @@ class World:
                                        diet=rng.sample(DIETS, 2), length=rng.randint(3, 160),
                                        lifespan=rng.randint(2, 30), status=rng.choice(
                                            ["common", "common", "uncommon", "rare", "endangered"])))
+
+        for k in self.kingdoms:
+            mine = [a for a in self.animals if a.kingdom is k]
+            k.emblem = mine[0] if mine else self.animals[self.kingdoms.index(k)]
 
         # Foods and festivals
         self.foods: list[Entity] = []
@@ -701,6 +720,63 @@ CLIMATE = ["The climate is mild and wet, with cool summers and long autumns.",
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 
 
+LANDMARK_DESC = [
+    "It is built of {rock} brought down from [[{mountain}]].",
+    "Its walls are decorated with carvings of {animal}s and river boats.",
+    "A stair of {n} steps leads to the top, from where the whole valley can be seen.",
+    "The roof was covered with copper in {y2}, and it has turned green since.",
+    "Its great bell, cast in the city, weighs about {t} tonnes.",
+    "The building was badly damaged by fire in {y2} and restored over the following years.",
+    "Inside, a painted ceiling shows the founding of the city.",
+    "It was paid for by the guild of {i0} workers, whose sign is carved above the door.",
+    "Its clock strikes every hour and plays a short tune at noon.",
+    "Legend says that a {animal} nested on it on the day it was finished.",
+    "The stones of its lower walls are older than the city itself.",
+    "Its courtyard holds a well that never ran dry, even in the drought of {y2}.",
+]
+LANDMARK_TODAY = [
+    "Today it houses a small museum of local history.",
+    "It is still used for markets and public meetings.",
+    "The building is open to visitors on feast days.",
+    "It now serves as the meeting hall of the town council.",
+    "Concerts are held there during the summer.",
+    "It is the most photographed building in the {kingdom}.",
+    "The guilds still hold their annual dinner in its great room.",
+    "Part of it is used as a school for the children of the {district} district.",
+]
+DISTRICT_DESC = [
+    "the oldest part of the city, with narrow streets and timber houses",
+    "a quarter of workshops and warehouses close to the water",
+    "a residential district built on the slope above the market",
+    "the home of the craft guilds and their halls",
+    "a district of gardens, orchards and large family houses",
+    "the area around the main square, with the town hall and the chief church",
+    "a poorer quarter that grew up outside the old walls",
+    "a district of inns and stables on the road out of town",
+    "the quarter of boatmen and fishers along the shore",
+    "the newest district, laid out on a regular plan",
+]
+FAITHS = ["the Lantern faith", "the Old Rite", "the Way of the River", "the Church of the Two Moons"]
+GOVERNMENT_CITY = [
+    "The city is governed by a council of {n} members, elected every {y} years by the guilds.",
+    "A mayor chosen by the crown governs the city together with a council of {n} elders.",
+    "The town council has {n} seats; half are held by the merchant guilds and half by the old families.",
+    "Local affairs are run by an elected council of {n}, which meets weekly in the {landmark}.",
+]
+ARMS = [
+    "The coat of arms shows a {colour} {emblem} on a field of blue.",
+    "Its coat of arms bears a {emblem} holding a key, on a {colour} shield.",
+    "The arms of the city show a {colour} tower above wavy lines for the river.",
+    "The city's arms are a golden {emblem} on a {colour} field.",
+]
+TRANSPORT = [
+    "The royal road from [[{a}]] to [[{b}]] passes through the city.",
+    "Carts and coaches leave the {district} district every morning for the towns of the interior.",
+    "Mountain passes to the north are closed for part of the winter.",
+    "Goods are carried on pack horses on the steep roads of the region.",
+]
+
+
 def city_water(c: Entity) -> Entity:
     return c.river if c.river is not None else c.water
 
@@ -723,7 +799,7 @@ def city_article(w: World, c: Entity) -> str:
     refs = Refs(rng, c.title, k.title, c.title)
     lang = k.language
     districts = rng.sample(DISTRICTS, 4)
-    landmarks = [f"{rng.choice(LANDMARK_ADJ)} {t}" for t in rng.sample(LANDMARKS, 3)]
+    landmarks = [f"{a} {t}" for a, t in zip(rng.sample(LANDMARK_ADJ, 3), rng.sample(LANDMARKS, 3))]
     others = [o for o in k.cities if o is not c]
     other = others[rng.randrange(len(others))]
     enemy = k.neighbours[rng.randrange(2)]
@@ -763,7 +839,8 @@ def city_article(w: World, c: Entity) -> str:
     ], pop=num(c.population), census=c.census, ref=refs.web("census", f"Census of the {k.title}, {c.census}"))
     lead = [city_lead(c), pop_sentence, f"The city was founded in {c.founded}."]
     if rng.random() < 0.5:
-        lead.append(f"In the {lang.link(lang.name)} it is called {tpl('lang', lang.code, c.native)}.")
+        lead.append(f"In the [[{lang.title}]] it is called {tpl('lang', lang.code, c.native)}, "
+                    f"which means \"{c.meaning}\".")
     lead.append(pick(rng, [
         "It is known for its {i0}.",
         "It is best known for {i0} and for the {landmark}.",
@@ -844,6 +921,7 @@ def city_article(w: World, c: Entity) -> str:
                            "\n\n".join(fests), 3))
     parts.append(section("Culture", join_paras(" ".join(culture), *sub)))
 
+    parts += city_extra_sections(w, c, rng, facts, districts, landmarks, refs)
     if c.people:
         people = sorted(c.people, key=lambda p: (p.born, p.title))
         parts.append(section("Notable people", bullets(
@@ -862,6 +940,64 @@ def city_article(w: World, c: Entity) -> str:
                          + (["Capitals"] if c.capital else []),
                          interlang, further=further))
     return "\n\n".join(parts) + "\n"
+
+
+def distance_km(a: Entity, b: Entity) -> int:
+    d = ((a.xy[0] - b.xy[0]) ** 2 + (a.xy[1] - b.xy[1]) ** 2) ** 0.5
+    return max(5, int(round(d / 5.0)) * 5)
+
+
+def city_extra_sections(w: World, c: Entity, rng: random.Random, facts: dict, districts: list[str],
+                        landmarks: list[str], refs: Refs) -> list[str]:
+    """Landmarks, districts, demographics, government, transport and twin town of a city."""
+    k = c.kingdom
+    architects = [p for p in w.people if p.occupation == "architect" and p.kingdom is k] or \
+        [p for p in w.people if p.occupation == "architect"]
+    out = []
+    lm = []
+    for i, name in enumerate(landmarks):
+        y = rng.randint(min(c.founded + 20, 1480), 1490)
+        s = f"The {name} was built in {y}"
+        arch = architects[(i + len(c.title)) % len(architects)]
+        if i == 0 and arch.born + 25 <= y <= arch.died:
+            s += f" to plans by the architect {arch.link()}"
+        s += ". " + " ".join(d.format(**dict(facts, rock=c.mountain.rock, animal=k.emblem.name,
+                                             n=rng.randint(90, 400), y2=rng.randint(y + 1, 1499), t=rng.randint(2, 14)))
+                             for d in rng.sample(LANDMARK_DESC, 2))
+        s += " " + pick(rng, LANDMARK_TODAY, **facts)
+        lm.append(section(name, s, 3))
+    out.append(section("Landmarks", join_paras(
+        thumb(f"{c.title} {landmarks[0].lower()}.jpg", f"The {landmarks[0]}, with [[{c.mountain.title}]] behind", 250), *lm)))
+    descs = rng.sample(DISTRICT_DESC, 4)
+    out.append(section("Districts", f"{c.title} has four districts:\n" +
+                       "\n".join(f"; {d}\n: {desc.capitalize()}." for d, desc in zip(districts, descs))))
+    # population history ends at the census figure given in the lead and the infobox
+    years = [c.census - 150, c.census - 100, c.census - 50, c.census]
+    pops = [c.population]
+    for _ in range(3):
+        pops.append(int(pops[-1] / rng.uniform(1.1, 1.6)) // 100 * 100)
+    pops.reverse()
+    rows = [[y, num(p)] for y, p in zip(years, pops) if y > c.founded]
+    faith = FAITHS[(len(c.title) + c.founded) % len(FAITHS)]
+    other_lang = k.neighbours[0].language
+    demo = (f"Most inhabitants speak the [[{k.language.title}]]; a minority, mostly traders, speak the "
+            f"[[{other_lang.title}]]. " + pick(rng, [
+                "The majority follow {faith}.", "Most people belong to {faith}, whose chief temple stands in the {d}.",
+                "{Faith} is the main religion of the city."], faith=faith, Faith=faith[0].upper() + faith[1:], d=districts[0]))
+    out.append(section("Demographics", demo + "\n\n" + wikitable(f"Population of {c.title}", ["Year", "Population"], rows)))
+    gov = pick(rng, GOVERNMENT_CITY, n=rng.randint(7, 31), y=rng.randint(2, 6), **facts)
+    gov += " " + pick(rng, ARMS, colour=rng.choice(["red", "green", "black", "silver", "gold"]), emblem=k.emblem.name)
+    out.append(section("Government", gov))
+    near = sorted((o for o in w.cities if o is not c), key=lambda o: (distance_km(c, o), o.title))[:3]
+    trans = "The nearest towns are " + and_list([f"[[{o.title}]] ({conv(distance_km(c, o), 'km', 'mi')})" for o in near]) + "."
+    if c.river is not None:
+        trans += f" Boats on the [[{c.river.title}]] connect the city with the other river towns."
+    trans += " " + pick(rng, TRANSPORT, a=near[0].title, b=near[1].title, **facts)
+    out.append(section("Transport", trans))
+    t = c.twin
+    out.append(section("Twin towns", f"{c.title} is twinned with [[{t.title}]] in the [[{t.kingdom.title}]]"
+                                     + (" since " + str(max(c.founded, t.founded) + 100) if rng.random() < 0.7 else "") + "."))
+    return out
 
 
 RIVER_HISTORY = [
@@ -937,6 +1073,7 @@ def river_article(w: World, r: Entity) -> str:
                              cargo=rng.choice(["salt", "timber", "grain", "wool", "copper"]))
                     for e in rng.sample(RIVER_HISTORY, 3))
     parts.append(section("History", hist + refs.web("length", "")))
+    parts += river_extra(w, r, rng)
     parts.append(trailer(rng, r, [k, r.source] + ([mouth] if mouth.etype == "water" else []), [],
                          [f"Rivers of the {k.title}"], [("de", r.title.replace(" River", " (Fluss)"))]))
     return "\n\n".join(parts) + "\n"
@@ -993,6 +1130,7 @@ def mountain_article(w: World, m: Entity) -> str:
     if animals:
         parts.append(section("Wildlife", " ".join(
             f"The [[{a.title}|{a.name}]] is {article_a(a.kind)} that lives on its slopes." for a in animals)))
+    parts += mountain_extra(w, m, rng)
     parts.append(trailer(rng, m, [m.range, k], [], [f"Mountains of the {k.title}", f"{m.range.title}"], []))
     return "\n\n".join(parts) + "\n"
 
@@ -1134,6 +1272,7 @@ def kingdom_article(w: World, k: Entity) -> str:
     parts.append(section("Economy", f"The currency of the kingdom is the {k.currency}. " + pick(rng, [
         "Its wealth comes from {a} and {b}.", "The main industries are {a} and {b}.",
         "Most people live from farming, {a} and {b}."], a=big[0].industries[0], b=big[1].industries[1])))
+    parts += kingdom_extra(w, k, rng)
     lang = k.language
     parts.append(section("Culture", f"The official language is the [[{lang.title}]], written in the {lang.script}. " +
                          " ".join(f"The festival of [[{f.title}]] is held in [[{f.city.title}]] every {f.month}."
@@ -1184,7 +1323,6 @@ def language_article(w: World, lang: Entity) -> str:
 PERSON_ADJ = ["celebrated", "influential", "well-known", "noted", "prominent", "respected"]
 LIFE_EVENTS = [
     "In {y} {pr} travelled to [[{other}]], where {pr} stayed for {n} years.",
-    "{Pr} married a {job} from [[{other}]] in {y}; they had {kids} children.",
     "In {y} {pr} was briefly imprisoned after a quarrel with the city council of [[{city}]].",
     "{Pr} served at the court of {ruler} from {y}.",
     "A fire in {y} destroyed {poss} workshop and many of {poss} early papers.",
@@ -1200,6 +1338,93 @@ LEGACY = [
     "{Poss} grave in [[{death}]] is still visited on the anniversary of {poss} death.",
     "The {occ}s' guild of the {k} awards a medal in {poss} name.",
 ]
+
+
+OCCUPATION_TEXT = {
+    "poet": ["{Poss} poems are short and plain, and many of them are about the {river}.",
+             "{Pr} wrote in the {lang} rather than in the court language, which made {poss} verse popular in the markets.",
+             "Several of {poss} poems are still sung as folk songs in [[{city}]].",
+             "{Pr} liked to read {poss} new poems aloud at the inns of the {district} district."],
+    "astronomer": ["{Pr} kept a record of the two moons for {n} years from a tower in [[{city}]].",
+                   "{Poss} tables of eclipses were used by sailors for a century.",
+                   "{Pr} was the first to measure the period of [[{moon}]] to within a day.",
+                   "{Pr} built {poss} own instruments of brass and {wood}."],
+    "general": ["{Pr} commanded the army of the {k} in {n} campaigns.",
+                "{Poss} victory at the ford of the {river} saved [[{city}]] from capture.",
+                "{Pr} reorganised the royal cavalry and introduced the long spear.",
+                "{Pr} was known for sharing the rations of {poss} soldiers."],
+    "cartographer": ["{Poss} map of the {k} was the most accurate of its time.",
+                     "{Pr} walked the length of the {river} to draw its course.",
+                     "{Poss} maps mark every ford, mill and bridge along the main roads.",
+                     "{Pr} measured distances in [[{unit}|{unit_l}s]] and drew mountains as small hills."],
+    "architect": ["{Pr} designed bridges, town halls and several churches in the {k}.",
+                  "{Poss} buildings use the local {rock} and steep roofs against the snow.",
+                  "{Pr} trained a generation of masons in [[{city}]].",
+                  "{Poss} drawings of the old walls of [[{city}]] are kept in the royal archive."],
+    "physician": ["{Pr} treated the sick during the marsh fever in [[{city}]].",
+                  "{Pr} wrote a handbook of healing herbs, with a chapter on {ingredient}.",
+                  "{Pr} founded a hospital for travellers near the {river}.",
+                  "{Poss} notes describe more than {n} cases of mountain sickness."],
+    "composer": ["{Poss} music was written for the [[{instrument}|{instrument_l}]] and for voices.",
+                 "{Pr} wrote the hymn sung every year at the opening of the [[{fest}]] festival.",
+                 "{Poss} dances are still played at weddings in the {k}.",
+                 "{Pr} led the choir of the main church of [[{city}]] for {n} years."],
+    "philosopher": ["{Pr} taught that a good life is a life of useful work.",
+                    "{Poss} dialogues are set in the markets and ferries of the {river}.",
+                    "{Pr} argued that the crown should answer to the towns.",
+                    "{Poss} students met in a garden outside [[{city}]]."],
+    "explorer": ["{Pr} was the first traveller to cross the [[{range}]] in winter.",
+                 "{Poss} journeys took {obj} as far as the shores of the [[{sea}]].",
+                 "{Pr} brought back seeds of {ingredient}, which are now grown across the {k}.",
+                 "{Pr} travelled with a small party of guides and mules."],
+    "painter": ["{Poss} paintings show the daily life of [[{city}]].",
+                "{Pr} painted with colours made from the minerals of [[{mountain}]].",
+                "{Poss} portraits of the royal family hang in the palace of the {k}.",
+                "{Pr} worked mostly on wooden panels of {wood}."],
+    "mathematician": ["{Pr} wrote a treatise on the measurement of fields and rivers.",
+                      "{Poss} method for square roots was taught in the schools of the {k}.",
+                      "{Pr} corresponded with astronomers in [[{city}]] about the motion of the moons.",
+                      "{Pr} calculated the height of [[{mountain}]] from its shadow."],
+    "merchant": ["{Pr} traded in {ingredient} and {industry} between [[{city}]] and the coast.",
+                 "{Pr} owned {n} barges on the {river}.",
+                 "{Poss} trading house had agents in every kingdom of [[{continent}]].",
+                 "{Pr} lent money to the crown during the war with the {enemy}."],
+    "engineer": ["{Pr} built the locks on the {river}.",
+                 "{Pr} designed a water mill that was copied across the {k}.",
+                 "{Poss} drainage of the marshes near [[{city}]] opened new farmland.",
+                 "{Pr} improved the pumps used in the {industry} works."],
+    "historian": ["{Poss} chronicle covers the history of the {k} from its founding in {kf}.",
+                  "{Pr} collected old charters from the monasteries of the kingdom.",
+                  "{Pr} is the main source for the early history of [[{city}]].",
+                  "{Pr} wrote in a plain style and named {poss} sources."],
+    "weaver": ["{Poss} patterns, with stripes of {colour} and white, are still woven in [[{city}]].",
+               "{Pr} led the weavers' guild of [[{city}]] for {n} years.",
+               "{Pr} introduced a wider loom from the {enemy}.",
+               "{Poss} tapestries show scenes from the founding of the {k}."],
+    "sculptor": ["{Poss} statues stand in the squares of [[{city}]].",
+                 "{Pr} worked in {rock} from the quarries of [[{mountain}]].",
+                 "{Pr} carved the tomb of a king of the {k}.",
+                 "{Poss} figures of animals decorate the fountains of the capital."],
+    "king": ["{Pr} moved the royal treasury to [[{city}]].", "{Pr} was known as a patron of poets and builders.",
+             "{Pr} signed a law protecting the forests of the {k}.", "{Pr} rebuilt the royal road to the coast."],
+    "queen": ["{Pr} moved the royal treasury to [[{city}]].", "{Pr} was known as a patron of poets and builders.",
+              "{Pr} signed a law protecting the forests of the {k}.", "{Pr} rebuilt the royal road to the coast."],
+}
+PERSONAL = [
+    "{Pr} married {spouse} in {y}; they had {kids} children.",
+    "{Pr} never married and lived with {poss} sister in [[{city}]].",
+    "{Pr} married {spouse}, the child of a {job} from [[{other}]], in {y}.",
+]
+HABITS = [
+    "{Pr} was said to rise before dawn and to work standing at a high desk.",
+    "Friends described {obj} as quiet, stubborn and generous.",
+    "{Pr} kept a garden of herbs and a pair of hunting dogs.",
+    "{Pr} walked every morning along the {river}.",
+    "{Pr} was a keen player of the board game of towers.",
+    "In old age {pr} lost the sight of one eye but continued to work.",
+]
+HONOURS = ["Order of the Silver Lantern", "Freedom of the city of {city}", "Royal medal of the {k}",
+           "Membership of the {uni}", "Honorary citizenship of {other}", "Order of the Heron"]
 
 
 def person_lead(p: Entity) -> str:
@@ -1241,7 +1466,7 @@ def person_article(w: World, p: Entity) -> str:
                  fest=w.festivals[rng.randrange(20)].title, mountain=p.city.mountain.title,
                  death=p.death_city.title, k=k.title, cent=century(p.born + 30), kids=rng.randint(1, 6),
                  job=rng.choice(["weaver", "merchant", "physician", "scribe", "painter"]))
-    early = (f"{p.given} {p.surname} was born in {p.born} in [[{p.city.title}]], the child of a {p.parent_job}"
+    early = (f"{p.given} {p.surname} was born in {p.born} in [[{p.city.title}]], the child of {article_a(p.parent_job)}"
              f"{refs.web('birth', 'Register of births')}. ")
     if p.university is not None and not hasattr(p, "reign"):
         early += f"{Pr} studied at the [[{p.university.title}]]"
@@ -1255,7 +1480,7 @@ def person_article(w: World, p: Entity) -> str:
     parts.append(section("Early life", early))
     ys = sorted(rng.sample(range(p.born + 18, p.died), 4))
     # a ruler is not imprisoned by a town council nor serves at its own court
-    events = [e for i, e in enumerate(LIFE_EVENTS) if not (hasattr(p, "reign") and i in (2, 3, 7))]
+    events = [e for i, e in enumerate(LIFE_EVENTS) if not (hasattr(p, "reign") and i in (1, 2, 6))]
     career = " ".join(e.format(y=ys[i], n=rng.randint(2, 9), **facts)
                       for i, e in enumerate(rng.sample(events, min(4, len(events)))))
     body = career
@@ -1274,6 +1499,28 @@ def person_article(w: World, p: Entity) -> str:
     students = [q for q in w.people if q.teacher is p]
     if students:
         parts.append(section("Students", bullets(f"{q.link()} ({span(q.born, q.died)})" for q in students)))
+    occ = dict(facts, river=(p.city.river or p.city.water).title, lang=k.language.title, district=rng.choice(DISTRICTS),
+               n=rng.randint(3, 40), moon=w.sky["moon1"].title, wood=rng.choice(["oak", "walnut", "pear wood"]),
+               unit=w.unit.title, unit_l=w.unit.name, rock=p.city.mountain.rock, ingredient=rng.choice(INGREDIENTS),
+               instrument=w.instruments[len(p.title) % 8].title, instrument_l=w.instruments[len(p.title) % 8].name,
+               range=p.city.mountain.range.title, sea=w.waters[len(p.title) % 3].title,
+               colour=rng.choice(["red", "blue", "green", "ochre"]), industry=p.city.industries[0],
+               continent=str(w.continent), enemy=k.neighbours[0].title, kf=k.founded)
+    style = " ".join(e.format(**occ) for e in rng.sample(OCCUPATION_TEXT[p.occupation], 3))
+    parts.append(section(pick(rng, ["Work", "Style and ideas", "Achievements"]) if not hasattr(p, "reign") else "Policies", style))
+    spouse = f"{NameMaker(rng).make(2, 2)} {NameMaker(rng).make(2, 2)}"
+    personal = pick(rng, PERSONAL, spouse=spouse, y=p.born + rng.randint(20, 32), **facts) + " " + \
+        " ".join(e.format(**occ) for e in rng.sample(HABITS, 2))
+    parts.append(section("Personal life", personal))
+    parts += person_extra(w, p, rng, facts)
+    timeline = [f"{p.born}: born in [[{p.city.title}]]"]
+    timeline += [f"{y}: ''{t}''" for t, y in sorted(p.works, key=lambda t: (t[1], t[0]))[:2]]
+    timeline += [f"{p.died}: died in [[{p.death_city.title}]]"]
+    honours = [h.format(city=p.city.title, k=k.title, uni=(p.university.title if p.university else f"Academy of {k.capital.title}"),
+                        other=facts["other"]) for h in rng.sample(HONOURS, 2)]
+    parts.append(section("Honours", bullets(honours)))
+    if len(timeline) > 2:
+        parts.append(section("Timeline", bullets(timeline)))
     legacy = " ".join(e.format(**facts) for e in rng.sample(LEGACY, 2))
     parts.append(section("Legacy", legacy))
     notes = None
@@ -1356,6 +1603,7 @@ def animal_article(w: World, a: Entity) -> str:
             "Folk songs of the {k} tell of the {name} as a messenger of spring.",
             "Hunting the {name} was forbidden by royal decree in {y}."], name=a.name, k=a.kingdom.title,
             y=rng.randint(1200, 1490))))
+    parts += animal_extra(w, a, rng)
     parts.append(trailer(rng, a, [a.place], [], [f"Animals of the {a.kingdom.title}", f"{a.cls.capitalize()}s"], []))
     return "\n\n".join(parts) + "\n"
 
@@ -1387,6 +1635,7 @@ def food_article(w: World, f: Entity) -> str:
         "Cooks in [[{c}]] first wrote down the recipe in {y}.", "The dish was served at the royal court of the {k} from {y}.",
         "According to legend, {name} was first made by a ferryman's wife in {y}."],
         c=f.city.title, y=f.first, k=f.kingdom.title, name=f.title) + refs.web("origin", "")))
+    parts += food_extra(w, f, rng)
     parts.append(trailer(rng, f, [f.city] + ([f.festival] if f.festival else []), [],
                          [f"Cuisine of the {f.kingdom.title}"], []))
     return "\n\n".join(parts) + "\n"
@@ -1413,6 +1662,7 @@ def festival_article(w: World, fe: Entity) -> str:
     days = "\n".join(f"; Day {i + 1}\n: {rng.choice(['Procession through the old town.', 'Market and music.', 'Boat races on the river.', 'Feast in the main square.', 'Rest and prayers.'])}"
                      for i in range(min(fe.days, 4)))
     parts.append(section("Programme", days))
+    parts += festival_extra(w, fe, rng)
     parts.append(trailer(rng, fe, [fe.city, fe.food], [(f"http://example.org/{slug(fe.title)}", f"{fe.title} festival committee")],
                          [f"Festivals in {fe.city.title}", f"{fe.month} events"], []))
     return "\n\n".join(parts) + "\n"
@@ -1571,6 +1821,181 @@ def continent_article(w: World) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Extra sections: more varied prose per kind (each drawn from the article's own RNG)
+# --------------------------------------------------------------------------------------------
+
+CONSERVATION = {
+    "common": ["The species is widespread and not threatened.", "Numbers are stable across its range."],
+    "uncommon": ["It is uncommon and has declined where the {habitat} has been cleared.",
+                 "Local numbers rise and fall with the harvests of its food."],
+    "rare": ["It is rare, and fewer than {n} pairs are thought to remain.",
+             "Collectors once took many of its eggs, and it has never recovered."],
+    "endangered": ["It is endangered; the crown of the {k} has protected it since {y}.",
+                   "Drainage and hunting have reduced it to a few sites near [[{place}]]."],
+}
+HUMANS = [
+    "Farmers consider the {name} a sign of good weather.",
+    "The {name} is sometimes kept in gardens to control pests.",
+    "Its feathers or skin were once used to decorate the hats of guild masters.",
+    "Children in the {k} learn a counting rhyme about the {name}.",
+    "Its call is imitated by hunters with a small wooden whistle.",
+    "Painters of the {k} often show the {name} in scenes of the river.",
+    "Old herbals claim that the {name} brings luck to travellers.",
+]
+
+
+def animal_extra(w: World, a: Entity, rng: random.Random) -> list[str]:
+    k = a.kingdom
+    namers = [p for p in w.people if p.occupation in ("physician", "explorer", "philosopher")]
+    namer = namers[len(a.title) % len(namers)]
+    y = rng.randint(namer.born + 25, namer.died)
+    tax = (f"The {a.name} was first described in {y} by [[{namer.title}]], who saw it near [[{a.place.title}]]. "
+           + pick(rng, ["Its closest relative lives in the mountains of the {n}.",
+                        "It is the only member of its genus.", "Two subspecies are recognised, one in the north and one in the south.",
+                        "Its relationships with other {cls}s are still uncertain."], n=k.neighbours[0].title, cls=a.cls))
+    word = a.name + k.language.suffix
+    names = (f"In the [[{k.language.title}]] it is called {tpl('lang', k.language.code, word)}. "
+             + pick(rng, ["The name imitates its call.", "The name means \"{m}\".", "Fishermen call it the \"{m}\"."],
+                    m=rng.choice(["little ghost", "river king", "grey cloak", "stone runner", "night bell", "old friend"])))
+    cons = pick(rng, CONSERVATION[a.status], habitat=a.habitat, n=rng.randint(20, 400), k=k.title,
+                y=rng.randint(1300, 1490), place=a.place.title)
+    hum = " ".join(e.format(name=a.name, k=k.title) for e in rng.sample(HUMANS, 2))
+    return [section("Taxonomy", tax), section("Names", names), section("Conservation", cons),
+            section("Relationship with humans", hum)]
+
+
+SERVING = [
+    "It is served warm with a cup of {drink}.",
+    "{name} is eaten cold on long journeys, wrapped in a cloth.",
+    "It is usually shared from one large dish in the middle of the table.",
+    "Inns along the {river} serve it every day of the year.",
+    "It is cut into thin slices and eaten with pickled {veg}.",
+    "Families prepare it the night before a holiday.",
+]
+
+
+def food_extra(w: World, f: Entity, rng: random.Random) -> list[str]:
+    k = f.kingdom
+    others = [c for c in k.cities if c is not f.city][:3]
+    variants = []
+    for c in others[:2]:
+        variants.append(f"* The {c.title} {f.kind} adds {rng.choice(INGREDIENTS)}.")
+        if rng.random() < 0.5:
+            variants.append(f"** A sweet version is sold at the market of [[{c.title}]].")
+    variants.append(f"* A {rng.choice(['fasting', 'summer', 'winter', 'festival'])} version leaves out the {f.ingredients[1]}.")
+    serving = " ".join(e.format(drink=rng.choice(["mint tea", "plum brandy", "barley beer", "sour milk"]), name=f.title,
+                                river=(f.city.river or f.city.water).title, veg=rng.choice(["cabbage", "beets", "onions"]))
+                       for e in rng.sample(SERVING, 2))
+    kcal = rng.randint(90, 520)
+    nut = wikitable("Per 100&nbsp;g", ["Nutrient", "Amount"],
+                    [["Energy", f"{kcal}&nbsp;kcal"], ["Protein", f"{rng.randint(2, 25)}&nbsp;g"],
+                     ["Fat", f"{rng.randint(1, 30)}&nbsp;g"]])
+    return [section("Variants", "\n".join(variants)), section("Serving", serving), section("Nutrition", nut)]
+
+
+FESTIVAL_RULES = ["No work may be done on the first day.", "Every household must light one lantern.",
+                  "The youngest child opens the feast.", "Boats may not sail after sunset.",
+                  "Debts are forgiven up to the value of one silver mark.", "Strangers are given a free meal."]
+
+
+def festival_extra(w: World, fe: Entity, rng: random.Random) -> list[str]:
+    k = fe.kingdom
+    inst = [i for i in w.instruments if i.kingdom is k] or w.instruments
+    ins = inst[len(fe.title) % len(inst)]
+    hist = (f"The festival was first held in {fe.first}. " + pick(rng, [
+        "It began as a market day and grew into a week of celebrations.",
+        "According to tradition it was started by the guild of {i} workers.",
+        "It was banned for a few years after {y}, when a fire broke out during the celebrations.",
+        "Royal visitors attended it for the first time in {y}."], i=fe.city.industries[0], y=fe.first + rng.randint(20, 60)))
+    music = (f"Music is played on the [[{ins.title}|{ins.name}]], {article_a(ins.kind)} of the [[{ins.kingdom.title}]]. "
+             + pick(rng, ["Dancers form long lines that wind through the streets.",
+                          "Each district has its own band and its own tune.",
+                          "A contest of singers is held on the last evening."]))
+    rules = bullets(rng.sample(FESTIVAL_RULES, 3), "#")
+    return [section("History", hist), section("Music and dance", music), section("Customs", "By old custom:\n" + rules)]
+
+
+MOUNTAIN_CLIMATE = [
+    "Snow covers the summit for {n} months of the year.", "Strong winds blow from the west on most afternoons.",
+    "Thunderstorms are common in summer, and climbers start before dawn.", "The upper slopes are often in cloud.",
+]
+
+
+def mountain_extra(w: World, m: Entity, rng: random.Random) -> list[str]:
+    k = m.kingdom
+    name = (f"The name {m.name} comes from the [[{k.language.title}]] and means \"{rng.choice(NAME_MEANINGS)}\". "
+            + pick(rng, ["Shepherds have their own name for the peak.", "Older maps spell it differently.",
+                         "It was also known as the White Mountain."]))
+    clim = " ".join(e.format(n=rng.randint(3, 9)) for e in rng.sample(MOUNTAIN_CLIMATE, 2))
+    huts = [[f"{rng.choice(['Upper', 'Lower', 'Old', 'Stone', 'Shepherds'])} hut", conv(rng.randint(m.height // 3, m.height - 100), "m"),
+             rng.randint(6, 40)] for _ in range(rng.randint(2, 3))]
+    culture = pick(rng, ["The mountain appears on the coins of the {k}.", "Poets of the {k} call it the roof of the kingdom.",
+                         "Pilgrims climb to a small shrine below the summit every summer.",
+                         "A legend says that a giant sleeps under the mountain."], k=k.title)
+    return [section("Name", name), section("Climate", clim),
+            section("Huts", wikitable(f"Mountain huts on {m.title}", ["Hut", "Height", "Beds"], huts)),
+            section("In culture", culture)]
+
+
+def river_extra(w: World, r: Entity, rng: random.Random) -> list[str]:
+    k = r.kingdom
+    name = (f"The name {r.name} comes from the [[{k.language.title}]] word {tpl('lang', k.language.code, r.name.lower())}, "
+            f"meaning \"{r.meaning}\".")
+    nav = pick(rng, ["The river is navigable for {n} km upstream from its mouth.",
+                     "Barges can reach [[{c}]] in spring, when the water is high.",
+                     "Rapids above [[{c}]] stop all boats; goods are carried around them by cart."],
+               n=max(10, r.length // 2), c=(r.cities[0].title if r.cities else r.source.title))
+    fish = pick(rng, ["Pike, trout and eels are caught in the lower river.",
+                      "Fishing rights on the river belong to the towns along its banks.",
+                      "The spring run of fish draws anglers from across the kingdom."])
+    floods = [[y, conv(rng.randint(3, 9), "m")] for y in sorted(rng.sample(range(1100, 1499), 3))]
+    return [section("Name", name), section("Navigation", nav + " " + fish),
+            section("Floods", "The highest recorded floods were:\n\n" + wikitable(f"Floods of the {r.title}", ["Year", "Height"], floods))]
+
+
+FAMILY = [
+    "{Poss} family had lived in [[{city}]] for several generations.",
+    "{Poss} father died when {pr} was young, and {pr} was raised by an uncle.",
+    "{Pr} was the youngest of {n} children.",
+    "The family moved to the {district} district when {pr} was a child.",
+]
+LATER = [
+    "In {poss} last years {pr} returned to [[{city}]] and lived quietly.",
+    "{Pr} continued to work until a few months before {poss} death.",
+    "Illness forced {obj} to give up {poss} work after {y}.",
+    "{Pr} spent {poss} final years teaching younger {occ}s.",
+]
+RECEPTION = [
+    "Contemporaries admired {poss} energy more than {poss} results.",
+    "{Poss} reputation grew after {poss} death, when {poss} papers were published.",
+    "Some later writers criticised {obj} as old-fashioned.",
+    "{Pr} is remembered in the {k} as a model of honest work.",
+]
+
+
+def person_extra(w: World, p: Entity, rng: random.Random, facts: dict) -> list[str]:
+    f = dict(facts, n=rng.randint(2, 9), district=rng.choice(DISTRICTS), y=p.died - rng.randint(1, 6))
+    fam = " ".join(e.format(**f) for e in rng.sample(FAMILY, 2))
+    later = " ".join(e.format(**f) for e in rng.sample(LATER, 2)) + f" {facts['Pr']} died in [[{p.death_city.title}]] in {p.died}."
+    rec = " ".join(e.format(**f) for e in rng.sample(RECEPTION, 2))
+    return [section("Family", fam), section("Later years and death", later), section("Reception", rec)]
+
+
+def kingdom_extra(w: World, k: Entity, rng: random.Random) -> list[str]:
+    mil = pick(rng, ["The royal army has about {n} soldiers in peacetime.",
+                     "Every town must keep {n} armed men ready for the king's call.",
+                     "The kingdom keeps a small army of about {n} and a fleet on the {sea}."],
+               n=num(rng.randint(20, 90) * 100), sea=w.waters[w.kingdoms.index(k) % 3].title)
+    sym = (f"The flag of the kingdom is {k.colour} with a white {k.emblem.name}. The [[{k.emblem.title}|{k.emblem.name}]] "
+           f"is the national animal.")
+    unis = [u for u in w.universities if u.kingdom is k]
+    edu = ("The kingdom's places of learning include " + and_list([u.link() for u in unis]) + "." if unis else
+           "The kingdom has no university; its students travel to the academies of its neighbours.")
+    edu += " The Royal Society of Letters &amp; Sciences meets in the capital."
+    return [section("Military", mil), section("Symbols", sym), section("Education", edu)]
+
+
+# --------------------------------------------------------------------------------------------
 # Non-English articles, disambiguation pages, redirects, other namespaces, planted duplicates
 # --------------------------------------------------------------------------------------------
 
@@ -1606,7 +2031,7 @@ def french_city(w: World, c: Entity) -> tuple[str, str]:
     text = join_paras(
         infobox("Ville", [("nom", c.title), ("pays", f"[[{k.title}|Royaume de {k.name}]]"), ("population", pop)]),
         f"'''{c.title}''' est une ville du royaume de {k.name}, {water}. Elle compte {pop} habitants "
-        f"et a été fondée en {c.founded}." + (" C'est la capitale du royaume." if c.capital else ""),
+        f"et a &#233;t&#233; fond&#233;e en {c.founded}." + (" C'est la capitale du royaume." if c.capital else ""),
         section("Histoire", f"Fondée en {c.founded}, la ville devint rapidement un centre de commerce. "
                             "Les remparts furent agrandis à plusieurs reprises, et le vieux pont de pierre "
                             "témoigne encore de la prospérité de l'époque. Une grande foire s'y tient chaque automne."),
