@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import pyarrow as pa
-
 from wikigpt.data.dump import (
     DumpPage,
     Segment,
@@ -36,14 +34,20 @@ from wikigpt.data.dump import (
     plan_segments,
     resolve_index,
 )
-from wikigpt.data.shards import ShardWriter
 from wikigpt.data.wikitext import DEFAULT_DISAMBIGUATION_TEMPLATES, DEFAULT_DROP_SECTIONS, Converter
 from wikigpt.errors import WikigptError
 from wikigpt.io import atomic_dir
 
-EXTRACT_SCHEMA = pa.schema(
-    [("id", pa.int64()), ("title", pa.string()), ("text", pa.string()), ("source_bytes", pa.int64())]
-)
+
+
+def extract_schema():
+    """Shard schema: the corpus contract (id, title, text) + the article's wikitext size.
+    pyarrow is imported here, not at module level: spawned workers never need it."""
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.int64()), ("title", pa.string()), ("text", pa.string()), ("source_bytes", pa.int64())])
+
+
 # count keys; every page seen lands in exactly one of the outcome keys
 OUTCOMES = ("kept", "redirects", "other_namespaces", "other_models", "disambiguation", "empty", "failed")
 BATCH_BYTES = 1 << 20  # wikitext per conversion task when the parent reads a one-stream dump
@@ -194,13 +198,13 @@ def extract(cfg: ExtractConfig, out_dir: str | Path, workers: int = 1, progress:
     if workers < 1:
         raise WikigptError(f"params.yaml: runtime.extract_workers must be >= 1, got {workers}")
     start = time.perf_counter()
-    dump = check_dump_path(cfg.dump)
-    index = resolve_index(dump, cfg.index)
-    segments, reader = plan_segments(dump, index)
-    file_size = dump.stat().st_size
     init_args = (tuple(cfg.disambiguation_templates), tuple(cfg.drop_sections))
-
+    # atomic_dir removes a previous output first: after any failure, nothing is left that looks valid
     with atomic_dir(out_dir) as tmp:
+        dump = check_dump_path(cfg.dump)
+        index = resolve_index(dump, cfg.index)
+        segments, reader = plan_segments(dump, index)
+        file_size = dump.stat().st_size
         counts: Counter = Counter()
         if reader != "single":
             try:
@@ -254,7 +258,9 @@ def _write(
     total: int | None,
     dump: Path,
 ) -> int:
-    writer = ShardWriter(tmp, cfg.rows_per_shard, schema=EXTRACT_SCHEMA)
+    from wikigpt.data.shards import ShardWriter
+
+    writer = ShardWriter(tmp, cfg.rows_per_shard, schema=extract_schema())
     with _progress(total, "seg" if total else "batch", progress) as bar:
         for result in _ordered(tasks, workers, init_args):
             for row in result.rows:

@@ -17,7 +17,7 @@ survives in the text, whitespace is collapsed and doubled braces/apostrophes in 
 separated by a space (`{{`, `''` -> `{ {`, `' '`), which TeX ignores in math mode.
 
 Order matters: comments first (they hide anything), then verbatim spans (`<nowiki>`, `<pre>`,
-`<math>`, `<code>`) are swapped for placeholders so their content is never parsed, then refs,
+`<math>`) are swapped for placeholders so their content is never parsed, then refs,
 templates (innermost first, so a rendered template's text can be inside a dropped one), tables,
 links (innermost first, so links inside a file caption go away with the file), HTML tags,
 bold/italic, lines (headings, lists), sections; HTML entities are decoded last, since `&#124;` and
@@ -81,14 +81,14 @@ _DROP_CONTENT_TAGS = (
 )
 # Tags removed but whose content stays (formatting, layout, `<poem>`, `<blockquote>`...).
 _KEEP_CONTENT_TAGS = (
-    "b|i|u|s|strike|del|ins|em|strong|small|big|sup|sub|span|div|font|center|cite|abbr|dfn|kbd|samp|var|tt|"
+    "b|i|u|s|strike|del|ins|em|strong|code|small|big|sup|sub|span|div|font|center|cite|abbr|dfn|kbd|samp|var|tt|"
     "blockquote|poem|q|bdi|bdo|mark|time|data|ruby|rb|rp|rt|rtc|p|li|ul|ol|dl|dt|dd|h[1-6]|noinclude|"
     "onlyinclude|section|nowiki|wbr|caption|tr|td|th|tbody|thead|tfoot|hr|br|references|ref|gallery|langconvert|"
     "translate|tvar|languages"
 )
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_VERBATIM = re.compile(r"<(nowiki|pre|math|chem|ce|code)\b([^>]*?)(?:/>|>(.*?)</\1\s*>)", re.S | re.I)
+_VERBATIM = re.compile(r"<(nowiki|pre|math|chem|ce)\b([^>]*?)(?:/>|>(.*?)</\1\s*>)", re.S | re.I)
 _DROP_SELF_CLOSING = re.compile(rf"<(?:{_DROP_CONTENT_TAGS})\b[^>]*/>", re.I)
 _DROP_PAIRED = re.compile(rf"<({_DROP_CONTENT_TAGS})\b[^>]*>.*?</\1\s*>", re.S | re.I)
 _TEMPLATE = re.compile(r"\{\{((?:[^{}]++|\{(?!\{)|\}(?!\}))*+)\}\}")
@@ -101,6 +101,7 @@ _MAGIC_WORD = re.compile(r"__(?:[A-Z]+|[^\x00-\x7f\s_]+)__")
 _HEADING = re.compile(r"^(={1,6})(.+?)(={1,6})\s*$")
 _LIST_PREFIX = re.compile(r"^[*#:;]+\s*")
 _HR = re.compile(r"^-{4,}\s*")
+_BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+\n")
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 _SPACES = re.compile(r"[ \t\u00a0\u202f\u2007\u2009\u200a\u2002\u2003]+")
 _SPACE_BEFORE_PUNCT = re.compile(r" +([,.;:!?)\]、。，．）])")
@@ -147,6 +148,9 @@ def to_text(wikitext: str, title: str = "", drop_sections: Iterable[str] = DEFAU
     """Convert one page's wikitext to plain text (see the module docstring)."""
     drop = drop_sections if isinstance(drop_sections, frozenset) else frozenset(s.lower() for s in drop_sections)
     s = _COMMENT.sub("", wikitext)
+    # Mark the source's paragraph breaks: a line that only becomes empty during conversion (a
+    # file, a category, a template on its own line) must vanish, not split a paragraph.
+    s = _BLANK_LINES.sub("\n\x01\n", s)
 
     verbatim: list[str] = []
 
@@ -264,7 +268,7 @@ _MONTHS = "January February March April May June July August September October N
 
 
 def _date(a: _Args) -> str:
-    y, m, d = a.pos(0), a.pos(1), a.pos(2)
+    y, m, d = a.pos(1), a.pos(2), a.pos(3)
     if not y.isdigit():
         return y
     if m.isdigit() and 1 <= int(m) <= 12:
@@ -493,8 +497,11 @@ def _lines(s: str, drop: frozenset[str]) -> list[str]:
     for raw in s.split("\n"):
         line = raw.strip()
         if not line:
+            continue
+        if line == "\x01":
             sections[-1][2].append("")
             continue
+        line = line.replace("\x01", "")
         h = _HEADING.match(line)
         if h:
             level = min(len(h.group(1)), len(h.group(3)))
@@ -579,3 +586,26 @@ def _tidy(s: str) -> str:
         if line or (out and out[-1]):
             out.append(line)
     return "\n".join(out).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# quality check shared by the tests and bench/bench_extract.py
+
+LEFTOVER_MARKUP = {
+    "thumb|": re.compile(r"thumb\|"),
+    "Category:": re.compile(r"Category:"),
+    r"\d+px": re.compile(r"\d+px"),
+    "line starts with |": re.compile(r"^\|", re.M),
+    "{{": re.compile(r"\{\{"),
+    "}}": re.compile(r"\}\}"),
+    "<ref": re.compile(r"<ref", re.I),
+    "''": re.compile(r"''"),
+    "==": re.compile(r"=="),
+    "formula_": re.compile(r"formula_"),
+    "empty ()": re.compile(r"\(\s*\)"),
+}
+
+
+def count_leftover_markup(text: str) -> dict[str, int]:
+    """Occurrences of each class of wiki markup that should never survive conversion."""
+    return {name: len(rx.findall(text)) for name, rx in LEFTOVER_MARKUP.items()}
