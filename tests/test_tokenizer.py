@@ -122,6 +122,7 @@ def test_files_metrics_and_vocab_report(built):
     assert metrics["gpt2"]["tokens_per_word"] is None and "not present" in metrics["gpt2"]["skipped"]
     report = (out / "vocab_report.md").read_text(encoding="utf-8")
     assert "20 longest tokens" in report and "last 40 merges" in report
+    assert "<|" not in report.split("## The last")[0].split("```")[1]  # specials are not learned tokens
     special_map = json.loads((out / "special_tokens_map.json").read_text())
     assert special_map["eos_token"] == "<|end|>" and special_map["pad_token"] == "<|pad|>"
 

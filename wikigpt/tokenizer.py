@@ -358,7 +358,7 @@ def vocab_report(tok: Tokenizer, n_longest: int = 20, n_merges: int = 40) -> str
     """Markdown: the longest tokens and the last merges, where extraction leftovers show up."""
     table = _byte_decoder()
     model = json.loads(tok.to_str())["model"]
-    entries = [(i, token_bytes(t, table)) for t, i in model["vocab"].items()]
+    entries = [(i, token_bytes(t, table)) for t, i in model["vocab"].items() if i >= len(SPECIAL_TOKENS)]
     longest = sorted(entries, key=lambda e: (-len(e[1]), e[0]))[:n_longest]
     merges = model["merges"][-n_merges:]
 
