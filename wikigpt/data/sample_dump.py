@@ -756,6 +756,16 @@ DISTRICT_DESC = [
     "the quarter of boatmen and fishers along the shore",
     "the newest district, laid out on a regular plan",
 ]
+LEISURE = [
+    "Boat races on the {water} are held every summer between the districts.",
+    "The city's wrestling school has produced {n} royal champions.",
+    "Archery contests take place on the meadow outside the {district} gate.",
+    "A game played with a leather ball and long sticks is popular with the young.",
+    "Townspeople walk in the gardens along the old walls on summer evenings.",
+    "Hunting in the hills near [[{mountain}]] is a favourite pastime of the old families.",
+    "The inns of the {district} district are known for their music and card games.",
+    "Horse races are run on the road to [[{other}]] each spring.",
+]
 FAITHS = ["the Lantern faith", "the Old Rite", "the Way of the River", "the Church of the Two Moons"]
 GOVERNMENT_CITY = [
     "The city is governed by a council of {n} members, elected every {y} years by the guilds.",
@@ -994,6 +1004,9 @@ def city_extra_sections(w: World, c: Entity, rng: random.Random, facts: dict, di
         trans += f" Boats on the [[{c.river.title}]] connect the city with the other river towns."
     trans += " " + pick(rng, TRANSPORT, a=near[0].title, b=near[1].title, **facts)
     out.append(section("Transport", trans))
+    leisure = " ".join(e.format(**dict(facts, animal=k.emblem.name, n=rng.randint(2, 9)))
+                       for e in rng.sample(LEISURE, 2))
+    out.append(section("Sport and leisure", leisure))
     t = c.twin
     out.append(section("Twin towns", f"{c.title} is twinned with [[{t.title}]] in the [[{t.kingdom.title}]]"
                                      + (" since " + str(max(c.founded, t.founded) + 100) if rng.random() < 0.7 else "") + "."))
@@ -1286,6 +1299,15 @@ LANG_WORDS = [("water", 2), ("bread", 1), ("river", 2), ("mountain", 3), ("frien
               ("king", 1), ("lantern", 2), ("winter", 2), ("star", 1), ("road", 1), ("bell", 1)]
 
 
+LANG_DIALECT = ["with softer consonants", "which keeps many old words", "spoken quickly and with a rising tone",
+                "with many loanwords from trade", "close to the written standard", "hard for other speakers to follow"]
+LANG_HISTORY = [
+    "The oldest written text in the language dates from {y}.", "It became the language of the court of the {k} in {y}.",
+    "It borrowed many words from {n} during the wars.", "A grammar of the language was written by monks in {y}.",
+    "Its first dictionary was compiled in {y}.", "The spelling was reformed by royal decree in {y}.",
+]
+
+
 def language_article(w: World, lang: Entity) -> str:
     rng = article_rng("language", lang.title)
     k = lang.kingdom
@@ -1316,6 +1338,11 @@ def language_article(w: World, lang: Entity) -> str:
         "Nouns do not change for case; word order is subject, verb, object.",
         "Verbs agree with both subject and object, and adjectives follow the noun."]) + " " +
         f"Plural nouns end in ''-{lang.suffix}''."))
+    dialects = [c for c in k.cities[:4]]
+    parts.append(section("Dialects", "The main dialects are named after the towns where they are spoken:\n" +
+                         bullets(f"the dialect of {c.link()}, " + rng.choice(LANG_DIALECT) for c in dialects)))
+    parts.append(section("History", vary(rng, LANG_HISTORY, 2, y=rng.randint(900, 1300), k=k.title,
+                                         n=k.neighbours[0].language.name)))
     parts.append(trailer(rng, lang, [k], [], [f"Languages of {w.continent}"], []))
     return "\n\n".join(parts) + "\n"
 
@@ -1410,6 +1437,16 @@ OCCUPATION_TEXT = {
     "queen": ["{Pr} moved the royal treasury to [[{city}]].", "{Pr} was known as a patron of poets and builders.",
               "{Pr} signed a law protecting the forests of the {k}.", "{Pr} rebuilt the royal road to the coast."],
 }
+WORK_ABOUT = [
+    "was written when the author was {age} years old.",
+    "is set in [[{city}]] and its surroundings.",
+    "was dedicated to the ruler of the {k}.",
+    "describes a journey along the {river}.",
+    "was lost for a century and found again in a monastery library.",
+    "made {poss} name known outside the {k}.",
+    "is the longest of {poss} works.",
+    "was copied by hand many times before it was printed.",
+]
 PERSONAL = [
     "{Pr} married {spouse} in {y}; they had {kids} children.",
     "{Pr} never married and lived with {poss} sister in [[{city}]].",
@@ -1495,7 +1532,13 @@ def person_article(w: World, p: Entity) -> str:
         for title, year in sorted(p.works, key=lambda t: (t[1], t[0])):
             linked = f"[[{title}]]" if any(b.title == title for b in w.books) else title
             items.append(f"''{linked}'' ({year})")
-        parts.append(section("Works", f"{Poss} main {WORK_OCCUPATIONS[p.occupation]} include:\n" + bullets(items, "#")))
+        about = []
+        for title, year in sorted(p.works, key=lambda t: (t[1], t[0]))[:3]:
+            about.append(f"''{title}'' ({year}) " + pick(rng, WORK_ABOUT, city=p.city.title, k=k.title,
+                                                            river=(p.city.river or p.city.water).title,
+                                                            age=year - p.born, poss=poss))
+        parts.append(section("Works", f"{Poss} main {WORK_OCCUPATIONS[p.occupation]} include:\n" + bullets(items, "#")
+                             + "\n\n" + " ".join(about)))
     students = [q for q in w.people if q.teacher is p]
     if students:
         parts.append(section("Students", bullets(f"{q.link()} ({span(q.born, q.died)})" for q in students)))
@@ -1668,6 +1711,23 @@ def festival_article(w: World, fe: Entity) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+TREATY_TERMS = [
+    "The border follows the middle of the river.", "Both kingdoms keep their present borders.",
+    "Merchants of both kingdoms may trade freely in each other's markets.",
+    "Prisoners of war are to be released within one year.", "Tolls on the salt road are fixed for twenty years.",
+    "A joint council meets every five years.", "The kingdoms will not make alliances against each other.",
+    "Shipwrecked sailors of either kingdom shall be helped and sent home.",
+    "Fishing on the border lakes is shared equally.", "Each kingdom keeps an envoy at the other's court.",
+    "Runaway serfs are not to be returned.", "The coinage of each kingdom is accepted in the other's markets.",
+]
+TREATY_AFTER = [
+    "The treaty held until {y}, when raids began again.", "Trade between the {a} and the {b} doubled within ten years.",
+    "A stone with the text of the treaty was set up in the market of [[{c}]].",
+    "It was renewed in {y} with small changes.", "Historians see it as the start of a long peace.",
+    "Some lords of the {b} refused to accept it.",
+]
+
+
 def treaty_article(w: World, t: Entity) -> str:
     rng = article_rng("treaty", t.title)
     refs = Refs(rng, t.title, t.a.title, t.city.title)
@@ -1675,17 +1735,13 @@ def treaty_article(w: World, t: Entity) -> str:
                                 ("signatories", f"{t.a.link()}<br />{t.b.link()}"), ("languages", f"{t.a.language.name}, {t.b.language.name}")])]
     parts.append(f"'''{t.title}''' is {article_a(t.kind)} signed in [[{t.city.title}]] in {t.year} between the "
                  f"[[{t.a.title}]] and the [[{t.b.title}]]. It has {t.articles} articles{refs.web('text', 'Text of the treaty')}.")
-    terms = [rng.choice(["The border follows the middle of the river.", "Both kingdoms keep their present borders."]),
-             "Merchants of both kingdoms may trade freely in each other's markets.",
-             "Prisoners of war are to be released within one year.",
-             "Tolls on the salt road are fixed for twenty years.",
-             "A joint council meets every five years.",
-             "The kingdoms will not make alliances against each other.",
-             "Shipwrecked sailors of either kingdom shall be helped and sent home."][:t.articles]
+    terms = rng.sample(TREATY_TERMS, t.articles)
     parts.append(section("Terms", "The main terms were:\n" + bullets(terms, "#")))
     parts.append(section("Background", pick(rng, [
         "The treaty ended {n} years of border raids.", "It followed a long dispute over fishing rights.",
         "It was negotiated after a failed harvest made trade necessary."], n=rng.randint(3, 30))))
+    parts.append(section("Aftermath", vary(rng, TREATY_AFTER, 2, a=t.a.title, b=t.b.title, y=t.year + rng.randint(3, 40),
+                                           c=t.city.title)))
     parts.append(trailer(rng, t, [t.a, t.b, t.city], [], ["Treaties"], []))
     return "\n\n".join(parts) + "\n"
 
@@ -1709,6 +1765,19 @@ def university_article(w: World, u: Entity) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+INSTRUMENT_MAKING = [
+    "The body is carved from a single block of {wood}.", "A full-size {n} is about {cm} cm long.",
+    "The {part} are tuned with wooden pegs.", "Makers in [[{c}]] still build it by hand.",
+    "Its sound box is covered with goat skin.", "The {part} were once made of gut and are now made of brass wire.",
+    "A good {n} takes a maker about a month to finish.", "Old instruments are decorated with inlays of bone.",
+]
+INSTRUMENT_HISTORY = [
+    "The composer [[{p}]] wrote several pieces for it.", "In {y} the guild of instrument makers fixed its shape.",
+    "Travelling players carried it to the neighbouring kingdoms.", "It was played at the court of the {k} from {y}.",
+    "For a time it was forbidden in churches as too worldly.", "By {y} almost every village band had a {n}.",
+]
+
+
 def instrument_article(w: World, ins: Entity) -> str:
     rng = article_rng("instrument", ins.title)
     refs = Refs(rng, ins.title, ins.kingdom.title, ins.kingdom.capital.title)
@@ -1720,6 +1789,13 @@ def instrument_article(w: World, ins: Entity) -> str:
         "The {n} is played at weddings and at the harvest festival.",
         "Players of the {n} sit cross-legged and hold the instrument on the knee.",
         "The {n} accompanies dancing in the villages of the {k}."], n=ins.name, k=ins.kingdom.title)))
+    players = [p for p in w.people if p.occupation == "composer"]
+    player = players[len(ins.title) % len(players)]
+    parts.append(section("Construction", vary(rng, INSTRUMENT_MAKING, 3, wood=ins.wood, n=ins.name, part=ins.part,
+                                                   cm=rng.randint(30, 140), c=ins.kingdom.capital.title)))
+    parts.append(section("History", f"The {ins.name} is first mentioned in a chronicle of [[{ins.kingdom.capital.title}]]. "
+                         + vary(rng, INSTRUMENT_HISTORY, 2, n=ins.name, p=player.title, k=ins.kingdom.title,
+                                y=rng.randint(1150, 1480))))
     parts.append(trailer(rng, ins, [ins.kingdom], [], ["Musical instruments"], []))
     return "\n\n".join(parts) + "\n"
 
@@ -1757,6 +1833,14 @@ def sky_article(w: World, e: Entity) -> str:
                                   ":<math>T^2 = \\frac{4\\pi^2}{G M} a^3</math>\n\n"
                                   f"Its radius is {conv(e.radius, 'km')}, so its surface area is about "
                                   f"<math>4 \\pi r^2</math> = {num(round(4 * 3.14159 * e.radius ** 2))}{NBSP}km<sup>2</sup>.")]
+        if e is m1:
+            parts.append(section("Surface", f"The surface of {e.name} shows dark plains and bright mountains. "
+                                            "Astronomers named its largest plain the Sea of Lanterns, and its brightest crater "
+                                            f"after [[{w.laws[0].person.title}]]."))
+        else:
+            parts.append(section("Discovery", f"{e.name} is faint and fast, and was long thought to be a star. "
+                                              "Its motion was first noticed by shepherds, and its orbit was measured "
+                                              f"by [[{w.laws[0].person.title}]], whose law of orbits it follows closely."))
         if rng.random() < 0.9:
             parts.append(section("Eclipses", "When both moons are full on the same night, people of the "
                                              f"[[{k.title}]] light lanterns on the rooftops."))
@@ -1879,7 +1963,7 @@ def food_extra(w: World, f: Entity, rng: random.Random) -> list[str]:
     others = [c for c in k.cities if c is not f.city][:3]
     variants = []
     for c in others[:2]:
-        variants.append(f"* The {c.title} {f.kind} adds {rng.choice(INGREDIENTS)}.")
+        variants.append(f"* The {c.title} {f.kind} adds {rng.choice([i for i in INGREDIENTS if i not in f.ingredients])}.")
         if rng.random() < 0.5:
             variants.append(f"** A sweet version is sold at the market of [[{c.title}]].")
     variants.append(f"* A {rng.choice(['fasting', 'summer', 'winter', 'festival'])} version leaves out the {f.ingredients[1]}.")
@@ -2000,8 +2084,56 @@ def kingdom_extra(w: World, k: Entity, rng: random.Random) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
+def vary(rng: random.Random, options: list[str], count: int, **facts: object) -> str:
+    """`count` distinct sentences out of `options`: keeps same-template articles from looking like near-duplicates."""
+    return " ".join(o.format(**facts) for o in rng.sample(options, count))
+
+
+DE_EXTRA = ["Die Stadtmauer wurde später erweitert, und die Brücke gehört zu den ältesten Bauwerken der Region.",
+            "Die Winter sind kalt und schneereich, die Sommer kurz und warm.",
+            "Im Herbst feiern die Bewohner ein großes Fest mit Musik, Tanz und Speisen aus der Region.",
+            "Jeden Samstag findet auf dem Marktplatz ein großer Wochenmarkt statt.",
+            "Bekannt ist die Stadt für ihre alten Fachwerkhäuser und den Turm am Markt.",
+            "Die Altstadt steht seit {y} unter dem Schutz des Königs.", "Der Fluss {w} trat im Jahr {y} über die Ufer.",
+            "Die wichtigste Kirche der Stadt wurde {y} geweiht.", "Von {m} kommt im Frühling das Schmelzwasser.",
+            "Die Partnerstadt ist {t}.", "Die Händler der Stadt handeln vor allem mit {i}.",
+            "Ein großer Brand zerstörte {y} das Rathaus.", "In der Stadt leben viele Familien von {i2}.",
+            "Im Winter ist der Weg nach {o} oft wegen Schnee gesperrt.", "Das Stadtwappen zeigt einen Turm über Wellen."]
+FR_EXTRA = ["Les remparts furent agrandis à plusieurs reprises.", "Le vieux pont de pierre témoigne de la prospérité de l'époque.",
+            "Une grande foire s'y tient chaque automne.", "Le climat est doux et humide, avec des étés frais.",
+            "La ville est connue pour ses maisons anciennes et son marché couvert.",
+            "Le marché hebdomadaire attire des marchands de tout le royaume.",
+            "La vieille ville est protégée par le roi depuis {y}.", "La rivière {w} déborda en {y}.",
+            "La principale église fut consacrée en {y}.", "Le mont {m} domine la vallée au nord.",
+            "La ville est jumelée avec {t}.", "Les marchands vendent surtout des produits de {i}.",
+            "Un grand incendie détruisit l'hôtel de ville en {y}.", "Beaucoup de familles vivent de {i2}.",
+            "En hiver, la route vers {o} est souvent fermée par la neige.", "Les armoiries montrent une tour au-dessus des vagues."]
+EL_EXTRA = ["Τα τείχη της επεκτάθηκαν πολλές φορές.", "Η παλιά πέτρινη γέφυρα σώζεται ακόμη.",
+            "Κάθε φθινόπωρο γίνεται μεγάλο πανηγύρι.", "Οι χειμώνες είναι κρύοι και τα καλοκαίρια σύντομα.",
+            "Η οικονομία βασίζεται στο εμπόριο και στην υφαντική.", "Κάθε Σάββατο γίνεται αγορά στην κεντρική πλατεία.",
+            "Η παλιά πόλη προστατεύεται από το {y}.", "Ο ποταμός πλημμύρισε το {y}.",
+            "Η κύρια εκκλησία χτίστηκε το {y}.", "Το βουνό {m} φαίνεται από την αγορά.",
+            "Η πόλη είναι αδελφοποιημένη με την {t}.", "Μια μεγάλη φωτιά κατέστρεψε το δημαρχείο το {y}.",
+            "Πολλές οικογένειες ζουν από το ψάρεμα.", "Τον χειμώνα ο δρόμος προς την {o} κλείνει συχνά από το χιόνι."]
+JA_EXTRA = ["城壁は何度も拡張された。", "古い石橋は今も残っている。", "毎年秋には大きな祭りが開かれる。",
+            "冬は寒く雪が多く、夏は短く暖かい。", "主な産業は交易と織物である。", "毎週土曜日には中央広場で市が開かれる。",
+            "旧市街は{y}年から王の保護を受けている。", "{y}年に川が氾濫し、下町が水につかった。",
+            "町の主な寺院は{y}年に建てられた。", "北には{m}がそびえている。", "姉妹都市は{t}である。",
+            "{y}年の大火で市庁舎が焼けた。", "多くの家族が漁業で暮らしている。", "冬には{o}への道が雪で閉ざされることが多い。",
+            "町の紋章は波の上の塔である。", "春には山から雪どけ水が流れてくる。"]
+
+
+def foreign_facts(c: Entity, rng: random.Random, render: Callable[[Entity], str]) -> dict:
+    k = c.kingdom
+    others = [o for o in k.cities if o is not c]
+    return dict(y=rng.randint(c.founded + 10, 1499), w=(c.river or c.water).name, m=render(c.mountain),
+                t=render(c.twin), i=c.industries[0], i2=c.industries[1], o=render(others[len(c.title) % len(others)]))
+
+
 def german_city(w: World, c: Entity) -> tuple[str, str]:
     k = c.kingdom
+    rng = article_rng("de", c.title)
+    extra = vary(rng, DE_EXTRA, 6, **foreign_facts(c, rng, lambda e: e.title))
     water = f"am Fluss [[{c.river.title}|{c.river.name}]]" if c.river else f"am Ufer des Sees [[{c.water.title}|{c.water.name}]]"
     text = join_paras(
         infobox("Ort", [("Name", c.title), ("Staat", f"[[{k.title}|Königreich {k.name}]]"),
@@ -2010,15 +2142,13 @@ def german_city(w: World, c: Entity) -> tuple[str, str]:
         f"{num(c.population).replace(',', '.')} Einwohner und wurde im Jahr {c.founded} gegründet."
         + (" Sie ist die Hauptstadt des Königreichs." if c.capital else ""),
         section("Geschichte", f"Die Stadt wurde {c.founded} als Marktort gegründet. Im {century(c.founded + 150).replace('th century', '.')}"
-                              f" Jahrhundert wuchs sie durch den Handel mit {c.industries[0]} stark an. "
-                              "Die Stadtmauer aus Stein wurde später erweitert, und die Brücke über den Fluss "
-                              "gehört heute zu den ältesten Bauwerken der Region."),
+                              f" Jahrhundert wuchs sie durch den Handel mit {c.industries[0]} stark an."),
         section("Geographie", f"Die Stadt liegt auf einer Höhe von {c.elevation}{NBSP}m. Der Berg [[{c.mountain.title}]] "
-                              f"ist etwa {c.mountain_km}&nbsp;km entfernt. Die Winter sind kalt und schneereich, "
-                              "die Sommer kurz und warm."),
+                              f"ist etwa {c.mountain_km}&nbsp;km entfernt."),
+        section("Kultur", f"Die Stadt liegt {distance_km(c, k.capital) if c is not k.capital else 0}&nbsp;km von der Hauptstadt entfernt."),
         section("Wirtschaft", f"Wichtige Wirtschaftszweige sind {c.industries[0]}, {c.industries[1]} und "
-                              f"{c.industries[2]}. Jeden Samstag findet auf dem Marktplatz ein großer Wochenmarkt statt, "
-                              "zu dem Händler aus dem ganzen Königreich kommen."),
+                              f"{c.industries[2]}."),
+        section("Verschiedenes", extra),
         section("Einzelnachweise", "<references />"),
         f"[[Kategorie:Stadt im Königreich {k.name}]]\n\n[[en:{c.title}]]\n[[fr:{c.title}]]")
     return f"{c.title} (Stadt)", text
@@ -2026,20 +2156,19 @@ def german_city(w: World, c: Entity) -> tuple[str, str]:
 
 def french_city(w: World, c: Entity) -> tuple[str, str]:
     k = c.kingdom
+    rng = article_rng("fr", c.title)
+    extra = vary(rng, FR_EXTRA, 6, **foreign_facts(c, rng, lambda e: e.title))
     water = f"sur la rivière [[{c.river.title}|{c.river.name}]]" if c.river else f"au bord du lac [[{c.water.title}|{c.water.name}]]"
     pop = num(c.population).replace(",", NBSP)
     text = join_paras(
         infobox("Ville", [("nom", c.title), ("pays", f"[[{k.title}|Royaume de {k.name}]]"), ("population", pop)]),
         f"'''{c.title}''' est une ville du royaume de {k.name}, {water}. Elle compte {pop} habitants "
         f"et a &#233;t&#233; fond&#233;e en {c.founded}." + (" C'est la capitale du royaume." if c.capital else ""),
-        section("Histoire", f"Fondée en {c.founded}, la ville devint rapidement un centre de commerce. "
-                            "Les remparts furent agrandis à plusieurs reprises, et le vieux pont de pierre "
-                            "témoigne encore de la prospérité de l'époque. Une grande foire s'y tient chaque automne."),
+        section("Histoire", f"Fondée en {c.founded}, la ville devint rapidement un centre de commerce."),
         section("Géographie", f"La ville est située à {c.elevation}{NBSP}m d'altitude. Le mont [[{c.mountain.title}]] "
-                              f"se trouve à environ {c.mountain_km}&nbsp;km. Le climat est doux et humide, "
-                              "avec des étés frais et de longs automnes."),
-        section("Économie", f"L'économie repose sur {c.industries[0]}, {c.industries[1]} et {c.industries[2]}. "
-                            "Le marché hebdomadaire attire des marchands de tout le royaume et des pays voisins."),
+                              f"se trouve à environ {c.mountain_km}&nbsp;km."),
+        section("Économie", f"L'économie repose sur {c.industries[0]}, {c.industries[1]} et {c.industries[2]}."),
+        section("Divers", extra),
         section("Références", tpl("Références")),
         f"[[Catégorie:Ville du royaume de {k.name}]]\n\n[[en:{c.title}]]\n[[de:{c.title} (Stadt)]]")
     return f"{c.title} (ville)", text
@@ -2047,32 +2176,30 @@ def french_city(w: World, c: Entity) -> tuple[str, str]:
 
 def greek_city(w: World, c: Entity) -> tuple[str, str]:
     k = c.kingdom
+    rng = article_rng("el", c.title)
+    extra = vary(rng, EL_EXTRA, 6, **foreign_facts(c, rng, lambda e: (e.nm.greek if hasattr(e, "nm") else e.title)))
     name, kname = c.nm.greek, k.nm.greek
     text = join_paras(
         f"Η '''{name}''' είναι πόλη του Βασιλείου {kname}. Έχει {num(c.population).replace(',', '.')} κατοίκους "
         f"και ιδρύθηκε το {c.founded}." + (" Είναι η πρωτεύουσα του βασιλείου." if c.capital else ""),
-        section("Ιστορία", f"Η πόλη ιδρύθηκε το {c.founded} ως αγορά δίπλα στο ποτάμι. Τα τείχη της επεκτάθηκαν "
-                           "πολλές φορές, και η παλιά πέτρινη γέφυρα σώζεται ακόμη. Κάθε φθινόπωρο γίνεται μεγάλο πανηγύρι."),
-        section("Γεωγραφία", f"Η πόλη βρίσκεται σε υψόμετρο {c.elevation}{NBSP}μ. Οι χειμώνες είναι κρύοι και τα "
-                             "καλοκαίρια σύντομα και ζεστά. Από την πλατεία φαίνεται το βουνό."),
-        section("Οικονομία", "Η οικονομία βασίζεται στο εμπόριο, στην αλιεία και στην υφαντική. "
-                             "Κάθε Σάββατο γίνεται αγορά στην κεντρική πλατεία."),
+        section("Ιστορία", f"Η πόλη ιδρύθηκε το {c.founded} ως αγορά δίπλα στο ποτάμι."),
+        section("Γεωγραφία", f"Η πόλη βρίσκεται σε υψόμετρο {c.elevation}{NBSP}μ."),
+        section("Διάφορα", extra),
         f"[[Κατηγορία:Πόλεις του Βασιλείου {kname}]]\n\n[[en:{c.title}]]")
     return name, text
 
 
 def japanese_city(w: World, c: Entity) -> tuple[str, str]:
     k = c.kingdom
+    rng = article_rng("ja", c.title)
+    extra = "".join(rng.sample(JA_EXTRA, 7)).format(**foreign_facts(c, rng, lambda e: (e.nm.katakana if hasattr(e, "nm") else e.title)))
     name, kname = c.nm.katakana, k.nm.katakana
     text = join_paras(
         f"'''{name}'''は、{kname}王国の都市である。人口は{num(c.population)}人で、{c.founded}年に建設された。"
         + ("王国の首都である。" if c.capital else ""),
-        section("歴史", f"{c.founded}年、川のほとりの市場町として建設された。城壁は何度も拡張され、"
-                      "古い石橋は今も残っている。毎年秋には大きな祭りが開かれる。"),
-        section("地理", f"標高{c.elevation}{NBSP}メートルの台地に位置する。冬は寒く雪が多く、夏は短く暖かい。"
-                      "広場からは近くの山がよく見える。"),
-        section("経済", "主な産業は交易、漁業、織物である。毎週土曜日には中央広場で市が開かれ、"
-                      "王国の各地から商人が集まる。"),
+        section("歴史", f"{c.founded}年、川のほとりの市場町として建設された。"),
+        section("地理", f"標高{c.elevation}{NBSP}メートルの台地に位置する。"),
+        section("その他", extra),
         f"[[Category:{kname}王国の都市]]\n\n[[en:{c.title}]]")
     return name, text
 
@@ -2195,8 +2322,10 @@ def near_duplicate(text: str, rng: random.Random) -> str:
         if i >= 0:
             text = text[:i] + new + text[i + len(old):]
     sentences = text.split(". ")
-    if len(sentences) > 6:
-        del sentences[len(sentences) // 2]
+    # drop one plain prose sentence near the middle (never a chunk that spans lines, lists or tables)
+    candidates = [i for i, x in enumerate(sentences) if 20 < len(x) < 200 and "\n" not in x and "<" not in x]
+    if candidates:
+        del sentences[min(candidates, key=lambda i: (abs(i - len(sentences) // 2), i))]
     text = ". ".join(sentences)
     marker = "\n== See also =="
     add = "\nThis account follows the older survey of the region."
