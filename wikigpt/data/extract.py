@@ -15,6 +15,7 @@ order and shards are identical for any worker count, and memory stays bounded.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import shutil
 import sys
@@ -42,7 +43,7 @@ from wikigpt.io import atomic_dir
 
 def extract_schema():
     """Shard schema: the corpus contract (id, title, text) + the article's wikitext size.
-    pyarrow is imported here, not at module level: spawned workers never need it."""
+    pyarrow is imported here, not at module level: workers never need it."""
     import pyarrow as pa
 
     return pa.schema([("id", pa.int64()), ("title", pa.string()), ("text", pa.string()), ("source_bytes", pa.int64())])
@@ -154,7 +155,11 @@ def _ordered(
         for fn, args in tasks:
             yield fn(*args)
         return
-    ctx = multiprocessing.get_context("spawn")  # no fork of a parent holding threads or open files
+    # fork starts a worker in milliseconds (spawn: 1-2 s of imports each). It is safe here because
+    # the pool forks all its workers on the first submit, before it or the progress bar (created
+    # after) start any thread; elsewhere (macOS, Windows) spawn is the only safe choice.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init_args) as pool:
         window: deque[Future] = deque()
         try:
@@ -261,8 +266,10 @@ def _write(
     from wikigpt.data.shards import ShardWriter
 
     writer = ShardWriter(tmp, cfg.rows_per_shard, schema=extract_schema())
+    results = _ordered(tasks, workers, init_args)
+    first = next(results, None)  # starts the worker processes before the progress bar's thread exists
     with _progress(total, "seg" if total else "batch", progress) as bar:
-        for result in _ordered(tasks, workers, init_args):
+        for result in itertools.chain([first] if first is not None else [], results):
             for row in result.rows:
                 writer.write(row)
             counts.update(result.counts)
