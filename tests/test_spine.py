@@ -94,6 +94,21 @@ def test_atomic_file_keeps_old_content_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
 
 
+def test_atomic_outputs_get_umask_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "f") as fh:
+            fh.write(b"x")
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
 def test_write_metrics(tmp_path):
     path = write_metrics("demo", {"n": 3}, metrics_dir=tmp_path)
     assert path.read_text().strip().startswith("{") and '"n": 3' in path.read_text()
