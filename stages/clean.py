@@ -13,7 +13,7 @@ OUT_DIR = "data/clean"
 def main() -> None:
     cfg = load_section("clean", CleanConfig)
     rt = load_runtime()
-    metrics = clean_corpus(IN_DIR, OUT_DIR, cfg, progress=rt.progress)
+    metrics = clean_corpus(IN_DIR, OUT_DIR, cfg, progress=rt.progress, threads=rt.threads)
     write_metrics("clean", metrics)
     print(
         f"clean: {metrics['documents_in']} -> {metrics['documents_out']} documents "

@@ -112,10 +112,14 @@ def test_signature_estimates_jaccard():
     assert abs((sa == sb).mean() - true) < 0.08
 
 
-def test_signatures_independent_of_batching():
-    texts = make_documents(30, seed=5, min_words=30, max_words=80)
-    hasher = MinHasher()
-    np.testing.assert_array_equal(hasher.signatures(texts), np.vstack([hasher.signatures([t]) for t in texts]))
+def test_signatures_independent_of_batching_and_chunking():
+    texts = make_documents(8, seed=5, min_words=30, max_words=80)
+    texts[3:3] = ["", "ab", ""]  # empty and short texts at chunk edges too
+    expected = np.vstack([MinHasher().signatures([t]) for t in texts])
+    np.testing.assert_array_equal(MinHasher().signatures(texts), expected)
+    for chunk in (7, 100, 333):
+        np.testing.assert_array_equal(MinHasher(chunk=chunk).signatures(texts), expected)
+        np.testing.assert_array_equal(MinHasher(chunk=chunk, threads=3).signatures(texts), expected)
 
 
 # --- config ---------------------------------------------------------------------------------

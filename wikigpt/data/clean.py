@@ -177,10 +177,13 @@ def _batches(in_dir: Path, columns: list[str], total: int, desc: str, progress: 
         raise WikigptError(f"{in_dir}: corpus changed while being read ({total} rows counted, {rows}+ read)")
 
 
-def clean_corpus(in_dir: str | Path, out_dir: str | Path, cfg: CleanConfig, progress: bool = True) -> dict:
+def clean_corpus(
+    in_dir: str | Path, out_dir: str | Path, cfg: CleanConfig, progress: bool = True, threads: int = 1
+) -> dict:
     """Clean and deduplicate the Parquet corpus `in_dir` into `out_dir`; return the metrics.
 
-    `out_dir` is replaced atomically: removed first, written whole or not at all.
+    `out_dir` is replaced atomically: removed first, written whole or not at all. `threads`
+    (MinHash signature threads) and `progress` never change the output.
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     start = time.perf_counter()
@@ -191,7 +194,7 @@ def clean_corpus(in_dir: str | Path, out_dir: str | Path, cfg: CleanConfig, prog
 
         # Pass 1: decide every row. Memory: one byte per row + the dedup index.
         decisions = np.zeros(total, dtype=np.uint8)
-        dedup = Deduplicator(cfg.dedup)
+        dedup = Deduplicator(cfg.dedup, threads)
         n_special = n_truncated = bytes_in = 0
         row = 0
         for batch in _batches(in_dir, ["text"], total, "clean: decide", progress):
