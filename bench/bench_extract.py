@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import bz2
+import os
 import re
 import sys
 import tempfile
@@ -135,7 +136,9 @@ def main() -> None:
         print(f"speed-up over baseline: {results[names[1]][1] / ours_s:.1f}x")
     print()
 
-    print("extract stage wall time, 1 vs 2 workers, multistream input (best of 2)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"extract stage wall time, 1 vs 2 workers, multistream input (best of 2; {os.cpu_count()} CPUs, "
+          f"load average {load:.1f}: the ratio only means something on an otherwise idle machine)")
     print(f"{'dump':<58}{'1 worker s':>11}{'2 workers s':>12}{'ratio':>7}{'MB/s(2)':>9}")
     with tempfile.TemporaryDirectory(prefix="bench_extract_") as d:
         tmp = Path(d)

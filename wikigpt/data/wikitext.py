@@ -387,7 +387,7 @@ _RENDER: dict[str, Callable[[_Args], str]] = {
     "読み仮名": _yomigana, "読み仮名 ruby不使用": _yomigana, "仮リンク": _first, "ill": _first, "interlanguage link": _first,
     "ubl": _joined("\n"), "unbulleted list": _joined("\n"), "plainlist": _first, "flatlist": _first,
     "hlist": _joined(", "), "color": _second, "colour": _second, "font color": _last_positional, "linktext": _joined(" "),
-    "audio": _second, "ήχος": _last_positional,
+    "script": _last_positional, "audio": _second, "ήχος": _last_positional,
     "marker": lambda a: a.get("name"), "listing": _listing, "see": _listing, "do": _listing, "buy": _listing,
     "eat": _listing, "drink": _listing, "sleep": _listing, "go": _listing,
     "!": _const("|"), "=": _const("="), "'": _const("'"), "'s": _const("'s"), "pipe": _const("|"),
