@@ -34,6 +34,7 @@ def write_run(root: Path, *, metrics: dict[str, dict] | None = None, curves: boo
         "pack": {"train_tokens": 812345, "val_tokens": 4321, "documents": 352},
         "train": {
             "n_params": 1234567,
+            "param_groups": {"embedding": 1000000, "attention": 234567},
             "tokens_seen": 9876543,
             "tokens_per_s": 5432.1,
             "mfu": 0.4187,
@@ -43,7 +44,10 @@ def write_run(root: Path, *, metrics: dict[str, dict] | None = None, curves: boo
             "device": "cpu",
         },
         "sft": {"steps": 77, "final_val_loss": 2.5},
-        "eval": {"base": {"val_loss": 3.2, "perplexity": 24.53}, "sft": {"val_loss": 2.9, "cloze_accuracy": 0.6875}},
+        "eval": {
+            "base": {"val_loss": 3.2, "perplexity": 24.53, "cloze_n": 40, "seconds": 2.0},
+            "sft": {"val_loss": 2.9, "cloze_accuracy": 0.6875, "seconds": 1.5},
+        },
     }
     for name, data in metrics.items():
         (root / "metrics" / f"{name}.json").write_text(json.dumps(data))
@@ -84,6 +88,8 @@ def test_report_contains_the_runs_figures(tmp_path):
     assert "Vocabulary size: 4,096." in text
     # model size, throughput, MFU (a fraction shown as a percentage)
     assert "| parameters | 1,234,567 |" in text
+    assert "| parameter groups | embedding 1,000,000, attention 234,567 |" in text
+    assert "| eval | 3.5 s | base.cloze_n: 40 |" in text  # per-model times summed, nested counts
     assert "| tokens / s | 5,432 |" in text
     assert "| MFU | 41.9% |" in text
     assert "| final val loss | 3.142 |" in text

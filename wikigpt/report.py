@@ -202,16 +202,19 @@ def _cpu_model() -> str:
 
 
 def _gpus() -> str:
+    """GPU models via nvidia-smi: importing torch only to ask would cost seconds per report."""
     try:
-        import torch
-    except ImportError:
-        return NA
-    if torch.cuda.is_available():
-        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        out = None
+    names = [n.strip() for n in out.stdout.splitlines() if n.strip()] if out and out.returncode == 0 else []
+    if names:
         return ", ".join(f"{n} x{names.count(n)}" for n in dict.fromkeys(names))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "Apple MPS"
-    return "none (CPU only)"
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        return "Apple silicon (MPS)"
+    return "none detected"
 
 
 def _git_commit(root: Path) -> str:
@@ -363,13 +366,23 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _stage_seconds(flat: dict[str, Any]) -> Any:
+    """The stage's time; for a stage that times its parts separately (eval: one entry per model),
+    the sum of the parts' `seconds`."""
+    value = pick(flat, TIME_KEYS)
+    if value is not None:
+        return value
+    parts = [v for k, v in flat.items() if k.count(".") == 1 and k.endswith(".seconds") and isinstance(v, (int, float))]
+    return sum(parts) if parts else None
+
+
 def _counts(flat: dict[str, Any], limit: int = 6) -> str:
-    """The stage's integer counts (not timings), the first `limit` of them, for the summary table."""
-    items = [
-        f"{k}: {fmt(v)}"
-        for k, v in flat.items()
-        if isinstance(v, int) and not isinstance(v, bool) and k not in TIME_KEYS
-    ]
+    """The stage's top-level integer counts (not timings), the first `limit`, for the summary table;
+    nested ones when it has no top-level count (eval: per model)."""
+    def ints(keys):
+        return [f"{k}: {fmt(flat[k])}" for k in keys if isinstance(flat[k], int) and not isinstance(flat[k], bool)]
+
+    items = ints([k for k in flat if "." not in k and k not in TIME_KEYS]) or ints(flat)
     more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
     return ("<br>".join(items[:limit]) + more) if items else NA
 
@@ -384,6 +397,11 @@ def _shift_headings(markdown: str, by: int) -> str:
             line = "#" * by + line
         out.append(line)
     return "\n".join(out)
+
+
+def _param_groups(flat: dict[str, Any] | None) -> str:
+    groups = {k.split(".", 1)[1]: v for k, v in (flat or {}).items() if k.startswith("param_groups.")}
+    return ", ".join(f"{name} {fmt(v)}" for name, v in groups.items()) or NA
 
 
 def _eval_table(data: dict[str, Any] | None) -> list[str]:
@@ -424,7 +442,7 @@ def render(run: RunData) -> str:
         if flat is None:
             rows.append([stage, NA, "not run (no `metrics/%s.json`)" % name])
         else:
-            rows.append([stage, fmt_seconds(pick(flat, TIME_KEYS)), _counts(flat)])
+            rows.append([stage, fmt_seconds(_stage_seconds(flat)), _counts(flat)])
     lines += table(["stage", "time", "counts"], rows)
     lines += [""]
 
@@ -447,6 +465,7 @@ def render(run: RunData) -> str:
         ["", ""],
         [
             ["parameters", fmt(pick(train, TRAIN_KEYS["params"]))],
+            ["parameter groups", _param_groups(train)],
             ["model params (params.yaml)", _cell(shape)],
             ["device", fmt(pick(train, TRAIN_KEYS["device"]))],
             ["steps", fmt(pick(train, TRAIN_KEYS["steps"]))],
