@@ -182,3 +182,10 @@ def test_load_tokenizer_rejects_missing_corrupt_and_foreign_files(built, tmp_pat
     swapped.write_text(json.dumps(data))
     with pytest.raises(WikigptError, match=r"swapped/tokenizer.json: special token <\|end\|> has id 1, expected 0"):
         load_tokenizer(swapped.parent)
+    # ids right but not registered as special tokens: the literal would be split into bytes
+    data = json.loads((built[0] / "tokenizer.json").read_text())
+    data["added_tokens"] = []
+    unregistered = tmp_path / "unregistered.json"
+    unregistered.write_text(json.dumps(data))
+    with pytest.raises(WikigptError, match=r"unregistered.json: special token <\|end\|> encodes to \[.+\], expected \[0\]"):
+        load_tokenizer(unregistered)
