@@ -13,8 +13,9 @@ non-empty val split (the bundled sample, ~350 articles, gets 2 with the default 
 
 Encoding: HF tokenizers is the reference. tiktoken built from the same ranks gives identical ids
 several times faster, so `pack.encoder: auto` uses it when installed and the tokenizer converts
-exactly (`wikigpt.tokenizer.tiktoken_encoding`), and re-encodes every 64th document with HF to
-prove it on this corpus. The output is the same bytes either way; metrics record which ran.
+exactly (`wikigpt.tokenizer.tiktoken_encoding`), and spot-checks it on this corpus by
+re-encoding every 64th document with HF (a mismatch fails). `bench/bench_pack.py` checks every
+document. The output is the same bytes either way; metrics record which encoder ran.
 
 Guard: control tokens (ids 0-3) must never come from corpus text, or training would learn that
 "<|user|>" can appear inside an article. The clean stage strips their literals; pack re-checks
@@ -240,6 +241,7 @@ def pack_corpus(
     if cfg.val_every < 2:
         raise WikigptError(f"params.yaml: pack.val_every must be >= 2 (1 would put every document in val), got {cfg.val_every}")
     tok = load_tokenizer(tokenizer_path)
+    tok_sha = tokenizer_sha256(tokenizer_path)
     vocab_size = tok.get_vocab_size(with_added_tokens=True)
     dtype = choose_dtype(vocab_size, cfg.dtype)
     encode = Encoder(tok, cfg.encoder, threads, log)
@@ -304,7 +306,7 @@ def pack_corpus(
             "val_docs": docs["val"],
             "end_id": END_ID,
             "val_every": cfg.val_every,
-            "tokenizer_sha256": tokenizer_sha256(tokenizer_path),
+            "tokenizer_sha256": tok_sha,
             "source": {"corpus": corpus_dir.as_posix(), "shards": len(shards), "rows": total_rows, "empty_docs": empty_docs},
         }
         write_json(tmp / META_FILE, meta)
