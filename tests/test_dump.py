@@ -255,3 +255,23 @@ def test_shared_multistream_index_segments(shared_dumps):
     assert from_segments == list(iter_pages(plain)) and len(from_segments) == 17
     # without the index: the 14-byte empty stream at the end is found too
     assert scan_stream_offsets(ms) == [0, 718, 4735, 8475, 12237, 15407, 15462]
+
+
+def test_index_of_another_dump(tmp_path):
+    f = tmp_path / "x-multistream.xml.bz2"
+    offsets = write_multistream(f, sample_pages(), per_stream=5)
+    idx = tmp_path / "x-multistream-index.txt.bz2"
+    idx.write_bytes(bz2.compress(f"{offsets[0] + 3}:1:Page 1\n".encode()))
+    with pytest.raises(WikigptError, match=rf"index\.txt\.bz2: offset {offsets[0] + 3} is not the start of a bz2 stream"):
+        plan_segments(f, idx)
+    idx.write_bytes(bz2.compress(f"{f.stat().st_size + 10}:1:Page 1\n".encode()))
+    with pytest.raises(WikigptError, match=r"x-multistream\.xml\.bz2: truncated or not the dump of this index"):
+        plan_segments(f, idx)
+
+
+def test_trailing_garbage_after_last_stream(tmp_path):
+    f = tmp_path / "g.xml.bz2"
+    data = bz2.compress((header() + "".join(sample_pages()) + FOOTER).encode())
+    f.write_bytes(data + b"garbage")
+    with pytest.raises(WikigptError, match=rf"g\.xml\.bz2: unexpected non-bz2 data at byte {len(data)}"):
+        list(iter_pages(f))

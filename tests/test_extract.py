@@ -80,7 +80,12 @@ def test_enwiki_has_no_leftover_markup_and_keeps_list_items(shared_results):
     _, rows = shared_results["enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"]
     text = "\n".join(r["text"] for r in rows)
     assert count_leftover_markup(text) == dict.fromkeys(count_leftover_markup(""), 0)
-    # list items survive as their own lines (e.g. Anarchism's lists of schools and thinkers)
+    # list items survive as their own lines, bullets and italics removed; See also lists do not
+    albedo = next(r["text"] for r in rows if r["title"] == "Albedo").splitlines()
+    assert any(line.startswith("Aerosol direct effect. Aerosols directly scatter") for line in albedo)
+    assert "Daisyworld" not in albedo  # a "See also" item
+    a = next(r["text"] for r in rows if r["title"] == "A").splitlines()
+    assert "Ⲁ ⲁ: Coptic letter Alpha" in a
     _, tables = shared_results["enwiki-table-markup.xml.bz2"]
     assert not any(line.startswith(("|", "!", "{|")) for r in tables for line in r["text"].splitlines())
 

@@ -157,7 +157,15 @@ def plan_segments(path: str | Path, index: str | Path | None) -> tuple[list[Segm
     if index is not None:
         offsets = read_index_offsets(index)
         if offsets[-1] >= size:
-            raise WikigptError(f"{index}: index offset {offsets[-1]} is past the end of {path} ({size} bytes)")
+            raise WikigptError(
+                f"{path}: truncated or not the dump of this index: {index} lists a stream at byte "
+                f"{offsets[-1]}, the file has {size} bytes"
+            )
+        with open(path, "rb") as f:
+            for off in offsets:
+                f.seek(off)
+                if not _STREAM_HEADER.match(f.read(10)):
+                    raise WikigptError(f"{index}: offset {off} is not the start of a bz2 stream in {path} (index of another dump?)")
         how = "index"
     else:
         offsets = scan_stream_offsets(path)

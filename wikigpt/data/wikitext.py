@@ -384,7 +384,7 @@ _RENDER: dict[str, Callable[[_Args], str]] = {
     "birth date and age": _date, "death date and age": lambda a: _date(_Args(a.positional[:4], {})),
     "birth year and age": _first, "death year and age": _first,
     "nihongo": _nihongo, "nihongo2": _first, "native name": _second, "lang-en-short": _first,
-    "読み仮名": _yomigana, "読み仮名 ruby不使用": _yomigana, "仮リンク": _first, "ill": _first, "interlanguage link": _first,
+    "読み仮名": _yomigana, "読み仮名 ruby不使用": _yomigana, "仮リンク": _first, "ill": _first, "ill2": _first, "interlanguage link": _first, "interlanguage link multi": _first,
     "ubl": _joined("\n"), "unbulleted list": _joined("\n"), "plainlist": _first, "flatlist": _first,
     "hlist": _joined(", "), "color": _second, "colour": _second, "font color": _last_positional, "linktext": _joined(" "),
     "script": _last_positional, "audio": _second, "ήχος": _last_positional,
