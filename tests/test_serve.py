@@ -316,6 +316,11 @@ def test_disconnect_stops_generation_and_loop_stays_responsive(tiny_tokenizer):
         assert gen.cancelled.is_set() and gen.produced < 64, gen.produced  # stopped early, not at 128
         r = _post(base, {"messages": QUESTION, "max_tokens": 3})  # the slot is free again
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
+        # A plain (non-streaming) request whose client gives up is stopped as well.
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(f"{base}/v1/chat/completions", json={"messages": QUESTION, "max_tokens": 128}, timeout=0.5)
+        assert wait_idle(slow, timeout=10)
+        assert started[-1].cancelled.is_set() and started[-1].produced < 64, started[-1].produced
     slow.shutdown()
 
 

@@ -345,7 +345,8 @@ class Generation:
 
     def start(self) -> None:
         with self._lock:
-            if self._released:  # closed before it started (client gone)
+            if self._released:  # closed before it started (client gone): end at once
+                self._queue.put_nowait(("end", None))
                 return
             self._started = True
         loop = asyncio.get_running_loop()
