@@ -193,7 +193,7 @@ def export(checkpoint: str | Path, tokenizer: str | Path, out: str | Path, dtype
         _write_json(tmp / "config.json", llama_config(cfg, dtype))
         _write_json(
             tmp / "generation_config.json",
-            {"bos_token_id": None, "eos_token_id": END_ID, "pad_token_id": PAD_ID, "max_length": cfg.block_size},
+            {"bos_token_id": None, "eos_token_id": END_ID, "pad_token_id": PAD_ID},
         )
         tokenizer_files(tok, tok_json, tmp, cfg.block_size)
     return out
