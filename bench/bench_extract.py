@@ -17,6 +17,7 @@ import argparse
 import bz2
 import os
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -82,17 +83,26 @@ def multistream_from(dump: Path, out: Path, pages_per_stream: int) -> Path:
     return out
 
 
-def worker_ratio(dump: Path, tmp: Path, repeats: int = 2) -> tuple[float, float, dict]:
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def worker_ratio(dump: Path, tmp: Path, repeats: int = 2) -> tuple[float, float, dict, float, float]:
+    """Best wall time with 1 and 2 workers, plus the CPU seconds of the parent and of the workers
+    in the last 2-worker run (load-independent: shows how much of the work is parallel)."""
     best = {}
     metrics = {}
+    parent = children = 0.0
     for workers in (1, 2):
         times = []
         for r in range(repeats):
-            start = time.perf_counter()
+            start, cpu0, kids0 = time.perf_counter(), time.process_time(), _children_cpu()
             metrics = extract(ExtractConfig(dump=str(dump)), tmp / f"out{workers}_{r}", workers=workers)
             times.append(time.perf_counter() - start)
+            parent, children = time.process_time() - cpu0, _children_cpu() - kids0
         best[workers] = min(times)
-    return best[1], best[2], metrics
+    return best[1], best[2], metrics, parent, children
 
 
 def main() -> None:
@@ -139,15 +149,19 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"extract stage wall time, 1 vs 2 workers, multistream input (best of 2; {os.cpu_count()} CPUs, "
           f"load average {load:.1f}: the ratio only means something on an otherwise idle machine)")
-    print(f"{'dump':<58}{'1 worker s':>11}{'2 workers s':>12}{'ratio':>7}{'MB/s(2)':>9}")
+    print(f"{'dump':<58}{'1 worker s':>11}{'2 workers s':>12}{'ratio':>7}{'MB/s(2)':>9}"
+          f"{'parent CPU s':>13}{'workers CPU s':>14}{'bound':>7}")
     with tempfile.TemporaryDirectory(prefix="bench_extract_") as d:
         tmp = Path(d)
         inputs = [p for p in (ELWIKIVOYAGE_MS, SAMPLE) if p.exists()]
         inputs.append(multistream_from(args.dump, tmp / "enwiki-sample-multistream.xml.bz2", pages_per_stream=10))
         for dump in inputs:
-            t1, t2, m = worker_ratio(dump, tmp)
-            print(f"{dump.name[:57]:<58}{t1:>11.2f}{t2:>12.2f}{t1 / t2:>7.2f}{m['bytes_in'] / 1e6 / t2:>9.2f}")
-    print("(ratio = time with 1 worker / time with 2; each run includes starting the worker processes)")
+            t1, t2, m, parent, kids = worker_ratio(dump, tmp)
+            bound = (parent + kids) / max((parent + kids) / 2, parent, kids / 2, 1e-9)
+            print(f"{dump.name[:57]:<58}{t1:>11.2f}{t2:>12.2f}{t1 / t2:>7.2f}{m['bytes_in'] / 1e6 / t2:>9.2f}"
+                  f"{parent:>13.2f}{kids:>14.2f}{bound:>7.2f}")
+    print("(ratio = wall time with 1 worker / with 2, worker start-up included; bound = the most two idle cores\n"
+          " can give for the CPU seconds measured: (parent + workers) / max((parent + workers) / 2, parent, workers / 2))")
 
 
 if __name__ == "__main__":

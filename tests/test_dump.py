@@ -275,3 +275,18 @@ def test_trailing_garbage_after_last_stream(tmp_path):
     f.write_bytes(data + b"garbage")
     with pytest.raises(WikigptError, match=rf"g\.xml\.bz2: unexpected non-bz2 data at byte {len(data)}"):
         list(iter_pages(f))
+
+
+def test_small_read_and_output_steps_give_the_same_pages(tmp_path, monkeypatch):
+    from wikigpt.data import dump as dump_mod
+
+    f = tmp_path / "x-multistream.xml.bz2"
+    write_multistream(f, sample_pages(23), per_stream=5)
+    expected = list(iter_pages(f))
+    monkeypatch.setattr(dump_mod, "CHUNK", 97)
+    monkeypatch.setattr(dump_mod, "OUT_CHUNK", 1000)  # decompressed output is bounded per step
+    sizes = [len(c) for c in dump_mod._decompressed_chunks(f, Segment(0, f.stat().st_size), True)]
+    assert max(sizes) <= 1000 and sum(sizes) == len(bz2.decompress(f.read_bytes()))
+    assert list(iter_pages(f)) == expected
+    segs, _ = plan_segments(f, resolve_index(f, ""))
+    assert [p for s in segs for p in iter_segment_pages(f, s)] == expected

@@ -40,7 +40,8 @@ from xml.etree.ElementTree import ParseError, XMLPullParser
 
 from wikigpt.errors import WikigptError
 
-CHUNK = 1 << 20  # compressed bytes read per step
+CHUNK = 1 << 20  # bytes read from the file per step
+OUT_CHUNK = 4 << 20  # at most this many decompressed bytes per step
 BZ2_MAGIC = b"BZh"
 # bz2 stream header: "BZh" + block-size digit, then a block header (pi) or, for an empty
 # stream, the end-of-stream marker (sqrt(pi)). Both are byte-aligned only at a stream start.
@@ -212,39 +213,48 @@ def _decompressed_chunks(path: Path, seg: Segment, compressed: bool) -> Iterator
                 remaining -= len(block)
                 yield block
             return
-        pos = seg.start  # compressed offset of the next unread byte
+        pos = seg.start  # absolute offset of the next byte to read from the file
         stream_start = seg.start
         dec: bz2.BZ2Decompressor | None = None
-        pending = b""
+        pending = b""  # compressed bytes read but not yet given to a decompressor
+
+        def read() -> bytes:
+            nonlocal remaining, pos
+            block = f.read(min(CHUNK, remaining)) if remaining > 0 else b""
+            remaining -= len(block)
+            pos += len(block)
+            return block
+
         while True:
-            if not pending:
-                if remaining <= 0:
-                    break
-                pending = f.read(min(CHUNK, remaining))
-                if not pending:
-                    break
-                remaining -= len(pending)
             if dec is None:
+                if not pending:
+                    pending = read()
+                    if not pending:
+                        return
+                stream_start = pos - len(pending)
                 if not pending.startswith(BZ2_MAGIC[: len(pending)]):
-                    raise WikigptError(f"{path}: unexpected non-bz2 data at byte {pos}")
+                    raise WikigptError(f"{path}: unexpected non-bz2 data at byte {stream_start}")
                 dec = bz2.BZ2Decompressor()
-                stream_start = pos
+                data, pending = pending, b""
+            elif dec.needs_input:
+                data = read()
+                if not data:
+                    raise WikigptError(
+                        f"{path}: truncated bz2 data: the stream starting at byte {stream_start} ends at byte {pos} "
+                        "before its end-of-stream marker"
+                    )
+            else:
+                data = b""  # output still buffered inside the decompressor
             try:
-                out = dec.decompress(pending)
+                # max_length bounds memory even for a highly compressible (bomb-like) stream
+                out = dec.decompress(data, max_length=OUT_CHUNK)
             except OSError as e:
                 raise WikigptError(f"{path}: corrupt bz2 data in the stream starting at byte {stream_start}: {e}") from None
-            consumed = len(pending) - len(dec.unused_data) if dec.eof else len(pending)
-            pos += consumed
-            pending = dec.unused_data if dec.eof else b""
             if out:
                 yield out
             if dec.eof:
+                pending = dec.unused_data
                 dec = None
-        if dec is not None:
-            raise WikigptError(
-                f"{path}: truncated bz2 data: the stream starting at byte {stream_start} ends at byte {pos} "
-                "before its end-of-stream marker"
-            )
 
 
 def iter_segment_pages(path: str | Path, seg: Segment, file_size: int | None = None) -> Iterator[DumpPage]:
