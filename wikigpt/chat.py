@@ -27,6 +27,7 @@ from wikigpt.model import GPT
 from wikigpt.specials import SPECIAL_TOKENS
 from wikigpt.tokenizer import load_tokenizer
 from wikigpt.train.checkpoint import load_model
+from wikigpt.train.dist import pick_device
 
 MODEL_DIRS = {"base": Path("data/models/base"), "sft": Path("data/models/sft")}
 DEFAULT_TOKENIZER = Path("data/tokenizer")
@@ -49,16 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed for reproducible sampling")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     return p
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 def load_chat_model(model_dir: Path, tokenizer_path: Path, device: torch.device) -> tuple[GPT, Any]:

@@ -38,11 +38,12 @@ from wikigpt.errors import WikigptError
 from wikigpt.model import GPT
 from wikigpt.sft_data import read_sft_split, split_sentences
 from wikigpt.specials import END_ID, SPECIAL_TOKENS
+from wikigpt.train.dist import pick_device
 
 DEFAULT_PROMPTS = (
-    "What is Wikipedia?",
-    "Tell me about the history of science.",
-    "What is the capital of France?",
+    "What is Tudiken?",
+    "Tell me about the Kingdom of Batu.",
+    "What does the article on Brobal say about its economy?",
 )
 
 
@@ -62,16 +63,6 @@ class EvalConfig:
     sample_top_k: int = 50
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | mps
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class SftConfig:
     # conversations (see wikigpt.sft_data.SftDataConfig)
     val_fraction: float = 0.1
     answer_sentences: int = 2
-    max_answer_chars: int = 600
+    max_answer_chars: int = 300
     min_answer_chars: int = 20
     section_questions: int = 2
     multi_turn_fraction: float = 0.3
@@ -63,8 +63,8 @@ class SftConfig:
     # fine-tuning
     epochs: int = 3
     batch_size: int = 16  # conversations per optimizer step
-    lr: float = 3e-4
-    min_lr: float = 3e-5
+    lr: float = 1e-3
+    min_lr: float = 1e-4
     warmup_steps: int = 10
     weight_decay: float = 0.0
     beta1: float = 0.9

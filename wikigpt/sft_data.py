@@ -56,7 +56,7 @@ class SftDataConfig:
 
     val_fraction: float = 0.1  # share of ARTICLES whose questions are held out
     answer_sentences: int = 2  # sentences in a "What is X?" answer
-    max_answer_chars: int = 600  # longer answers are cut at a sentence boundary
+    max_answer_chars: int = 300  # longer answers are cut at a sentence boundary
     min_answer_chars: int = 20  # articles / sections with less text give no question
     section_questions: int = 2  # section questions per article (at most)
     multi_turn_fraction: float = 0.3  # share of articles that also get a multi-turn conversation
@@ -126,6 +126,14 @@ def clip_sentences(sentences: list[str], max_chars: int) -> str:
     return text if len(text) <= max_chars else text[:max_chars].rstrip()
 
 
+def heading_phrase(heading: str) -> str:
+    """"Later history" -> "later history" inside a question; keep names and acronyms ("Kingdom of X", "NATO")."""
+    first = heading.split()[0]
+    if len(first) > 1 and first[0].isupper() and first[1:].islower() and len(heading.split()) <= 4:
+        return heading[0].lower() + heading[1:]
+    return heading
+
+
 def _qa(question: str, answer: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
 
@@ -153,11 +161,11 @@ def article_conversations(article: Article, cfg: SftDataConfig) -> list[dict[str
             section_answers.append((heading, answer))
     chosen = rng.sample(section_answers, min(cfg.section_questions, len(section_answers)))
     for heading, answer in chosen:
-        add("section", _qa(rng.choice(SECTION).format(title=title, heading=heading), answer))
+        add("section", _qa(rng.choice(SECTION).format(title=title, heading=heading_phrase(heading)), answer))
     if len(what_is) >= cfg.min_answer_chars and section_answers and rng.random() < cfg.multi_turn_fraction:
         messages = _qa(rng.choice(WHAT_IS).format(title=title), what_is)
         for heading, answer in rng.sample(section_answers, min(2, len(section_answers))):
-            messages += _qa(rng.choice(FOLLOW_UP).format(heading=heading), answer)
+            messages += _qa(rng.choice(FOLLOW_UP).format(heading=heading_phrase(heading)), answer)
         add("multi_turn", messages)
     return convs
 
