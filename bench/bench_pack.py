@@ -37,36 +37,42 @@ def worker(args: argparse.Namespace) -> None:
     batches = [texts[i : i + ENCODE_BATCH_DOCS] for i in range(0, len(texts), ENCODE_BATCH_DOCS)]
     tok.encode_batch(texts[:8])  # start the thread pool outside the timed region
 
-    def best(fn, setup=lambda: None):
-        """(best wall seconds, best CPU seconds of all threads, result)."""
-        walls, cpus = [], []
-        for _ in range(args.repeat):
-            state = setup()
-            t, c = time.perf_counter(), time.process_time()
-            result = fn(state)
-            walls.append(time.perf_counter() - t)
-            cpus.append(time.process_time() - c)
-        return min(walls), min(cpus), result
-
     # A freshly loaded tokenizer per run, as pack gets: HF keeps a word -> ids cache, and a warm
     # cache would flatter the baseline.
-    def bare_hf(fresh):
+    def bare_hf():
+        fresh = load_tokenizer(args.tokenizer)
         return [e.ids for b in batches for e in fresh.encode_batch(b, add_special_tokens=False)]
 
-    def bare_tiktoken(_):
+    def bare_tiktoken():
         return [ids for b in batches for ids in enc.encode_ordinary_batch(b, num_threads=args.threads)]
 
+    tmp = tempfile.TemporaryDirectory()
+    runs = {
+        "bare_hf": bare_hf,
+        "pack_hf": lambda: pack_corpus(args.corpus, args.tokenizer, Path(tmp.name) / "hf", PackConfig(encoder="hf"), log=lambda s: None, threads=args.threads),
+        "bare_tiktoken": bare_tiktoken,
+        "pack_tiktoken": lambda: pack_corpus(
+            args.corpus, args.tokenizer, Path(tmp.name) / "tt", PackConfig(encoder="tiktoken"), log=lambda s: None, threads=args.threads
+        ),
+    }
+    # Interleaved rounds, best of each: a burst of load from other processes hits one round of
+    # every contender rather than all rounds of one.
+    walls = {k: [] for k in runs}
+    cpus = {k: [] for k in runs}
+    results = {}
+    for _ in range(args.repeat):
+        for name, fn in runs.items():
+            t, c = time.perf_counter(), time.process_time()
+            results[name] = fn()
+            walls[name].append(time.perf_counter() - t)
+            cpus[name].append(time.process_time() - c)
+    tmp.cleanup()
+    hf_ids, tt_ids = results["bare_hf"], results["bare_tiktoken"]
     out = {"threads": args.threads, "docs": len(texts), "bytes": sum(len(t.encode("utf-8")) for t in texts)}
-    out["bare_hf_s"], out["bare_hf_cpu"], hf_ids = best(bare_hf, lambda: load_tokenizer(args.tokenizer))
-    out["bare_tiktoken_s"], out["bare_tiktoken_cpu"], tt_ids = best(bare_tiktoken)
+    for name in runs:
+        out[f"{name}_s"], out[f"{name}_cpu"] = min(walls[name]), min(cpus[name])
     out["tokens"] = sum(len(i) for i in hf_ids) + len(texts)  # + one <|end|> per document, as packed
     out["identical_docs"] = sum(a == b for a, b in zip(hf_ids, tt_ids))
-    with tempfile.TemporaryDirectory() as tmp:
-        for encoder in ("hf", "tiktoken"):
-            cfg = PackConfig(encoder=encoder)
-            out[f"pack_{encoder}_s"], out[f"pack_{encoder}_cpu"], _ = best(
-                lambda _: pack_corpus(args.corpus, args.tokenizer, Path(tmp) / encoder, cfg, log=lambda s: None, threads=args.threads)
-            )
     print(json.dumps(out))
 
 

@@ -113,7 +113,7 @@ def test_tiktoken_mismatch_is_caught_and_foreign_tokenizers_fall_back(setup, tmp
     pytest.importorskip("tiktoken")
     tok = load_tokenizer(setup[1])
     encode = Encoder(tok, "tiktoken", threads=1)
-    monkeypatch.setattr(encode.tiktoken, "encode_ordinary_batch", lambda texts, num_threads: [[5, 6] for _ in texts])
+    monkeypatch.setattr(encode.tiktoken, "encode_to_numpy", lambda text, **kw: np.array([5, 6], dtype=np.uint32))
     with pytest.raises(WikigptError, match="tiktoken and HF tokenizers disagree on document id=7"):
         encode.documents(["ka to", "ri mu"], [7, 8], first_index=0, where=tmp_path)
     # a normalizer makes HF ids differ from plain byte-level BPE: no tiktoken for it

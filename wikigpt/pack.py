@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -166,7 +167,7 @@ class Encoder:
     def hf(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=False)]
 
-    def documents(self, texts: list[str], doc_ids: list[int], first_index: int, where: Path) -> list[list[int]]:
+    def documents(self, texts: list[str], doc_ids: list[int], first_index: int, where: Path) -> list[Sequence[int]]:
         """Encode documents number first_index, first_index+1, ... of the corpus."""
         if self.tiktoken is None:
             return self.hf(texts)
@@ -175,10 +176,12 @@ class Encoder:
             for special_id, literal in enumerate(SPECIAL_TOKENS):
                 if literal in text:
                     raise _special_in_doc(special_id, doc_id, where)
-        encoded = self.tiktoken.encode_ordinary_batch(texts, num_threads=self.threads)
+        # Straight into numpy (uint32 buffers): skips building a Python int per token.
+        with ThreadPoolExecutor(self.threads) as pool:
+            encoded = list(pool.map(lambda t: self.tiktoken.encode_to_numpy(t, disallowed_special=()), texts))
         check = [j for j in range(len(texts)) if (first_index + j) % VERIFY_EVERY == 0]
         for j, ref in zip(check, self.hf([texts[j] for j in check])):
-            if encoded[j] != ref:
+            if encoded[j].tolist() != ref:
                 raise WikigptError(f"{where}: tiktoken and HF tokenizers disagree on document id={doc_ids[j]}; set pack.encoder: hf")
         self.verified += len(check)
         return encoded
@@ -266,7 +269,7 @@ def pack_corpus(
                 encoded = encode.documents([texts[k] for k in keep], [doc_ids[k] for k in keep], index, corpus_dir)
                 out: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
                 for k, doc in zip(keep, encoded):
-                    ids = np.array(doc, dtype=dtype)
+                    ids = doc.astype(dtype) if isinstance(doc, np.ndarray) else np.array(doc, dtype=dtype)
                     if ids.size and ids.min() < len(SPECIAL_TOKENS):
                         raise _special_in_doc(int(ids[ids < len(SPECIAL_TOKENS)][0]), doc_ids[k], corpus_dir)
                     split = "val" if index % cfg.val_every == 0 else "train"
