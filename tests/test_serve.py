@@ -218,7 +218,8 @@ def _error(r, status, code=None, param=None):
         ({"messages": QUESTION, "max_tokens": 1.5}, 400, "invalid_type", "max_tokens"),
         ({"messages": QUESTION, "n": 2}, 400, "invalid_value", "n"),
         ({"messages": QUESTION, "stream": "yes"}, 400, "invalid_type", "stream"),
-        ({"messages": QUESTION, "stop": ["a", "b", "c", "d", "e"]}, 400, "invalid_value", "stop"),
+        ({"messages": QUESTION, "stop": ["a"] * 17}, 400, "invalid_value", "stop"),
+        ({"messages": QUESTION, "stop": ""}, 400, "invalid_value", "stop"),
         ({"messages": QUESTION, "model": "gpt-4o"}, 404, "model_not_found", "model"),
         ([1, 2], 400, "invalid_type", None),
     ],
@@ -334,6 +335,7 @@ def test_cli_rejects_bad_limits():
         cli(["--max-tokens", "10", "--default-max-tokens", "20"])
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch + FastAPI: seconds
 def test_wikigpt_serve_command_end_to_end(tmp_path, tiny_tokenizer):
     """The real console entry point: loads a saved checkpoint, binds 127.0.0.1, answers."""
     save_model(tmp_path / "model", tiny_gpt(tiny_tokenizer.get_vocab_size()))
