@@ -19,6 +19,7 @@ English Wikipedia articles average ~450 words / ~3,000 characters).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -85,6 +86,7 @@ def main() -> int:
     docs, source = load_documents(args.corpus, args.docs, args.words)
     chars = sum(map(len, docs))
     print(f"documents: {len(docs)} from {source}; mean {chars / len(docs):,.0f} characters")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (figures are per process)")
     print(f"MinHash: num_perm={num_perm}, char {k}-shingles, datasketch scheme affine32\n")
 
     def naive():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, SAMPLE_DIR, SHARED_DUMP_ARTICLES, shared_path
 from tests.test_dedup import light_edit, make_documents
 from wikigpt.config import from_dict, load_section
 from wikigpt.data.clean import (
@@ -252,3 +253,49 @@ def test_stage_entry_point(tmp_path):
     assert metrics["documents_in"] == len(texts)
     assert metrics["documents_out"] == sum(1 for _ in iter_rows(work / "data" / "clean"))
     assert metrics["exact_duplicates"] == 1 and metrics["near_duplicates"] == 1
+
+
+# --- real dumps: the bundled sample and ../shared's samples ---------------------------------
+
+
+def _extract(dump: Path, out: Path) -> Path:
+    from wikigpt.data.extract import ExtractConfig, extract
+
+    extract(ExtractConfig(dump=str(dump)), out, workers=1)
+    return out
+
+
+def test_bundled_sample_planted_duplicates_found_and_nothing_else(tmp_path):
+    """The sample dump plants 10 exact and 15 near duplicates ("<title> (<kind>)" and
+    "<title> (<kind> article)", after their original): all are dropped, the originals kept, and
+    no other article is merged."""
+    src = _extract(SAMPLE_DIR / "wikisample-pages-articles-multistream.xml.bz2", tmp_path / "extracted")
+    metrics = clean_corpus(src, tmp_path / "clean", CleanConfig(), progress=False)
+    no_dedup = CleanConfig(dedup=DedupConfig(exact=False, near=False))
+    clean_corpus(src, tmp_path / "filtered", no_dedup, progress=False)
+    kept = [r["title"] for r in iter_rows(tmp_path / "clean")]
+    filtered = [r["title"] for r in iter_rows(tmp_path / "filtered")]
+    dropped = [t for t in filtered if t not in set(kept)]
+    assert metrics["exact_duplicates"] == 10 and metrics["near_duplicates"] == 15
+    assert len(dropped) == 25
+    for title in dropped:
+        match = re.fullmatch(r"(.+) \(\w+( article)?\)", title)
+        assert match, f"{title!r} is not a planted duplicate"
+        assert match.group(1) in kept, f"the original of {title!r} was not kept"
+    assert metrics["duplicate_clusters"] == 25 and metrics["largest_duplicate_cluster"] == 2
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_DUMP_ARTICLES))
+def test_shared_dumps_real_articles_survive_and_are_not_merged(name, tmp_path):
+    """On real Wikipedia text (English, Japanese, Greek): every article of at least min_chars
+    survives the junk filter, none is merged with another, and the output is NFC, literal-free."""
+    dump = shared_path("data", "wikidumps", name)
+    src = _extract(dump, tmp_path / "extracted")
+    cfg = CleanConfig()
+    metrics = clean_corpus(src, tmp_path / "clean", cfg, progress=False)
+    long_enough = sum(len(normalize_text(r["text"])[0]) >= cfg.min_chars for r in iter_rows(src, ["text"]))
+    assert metrics["documents_out"] == long_enough > 0
+    assert metrics["exact_duplicates"] == metrics["near_duplicates"] == 0
+    for row in iter_rows(tmp_path / "clean"):
+        assert unicodedata.is_normalized("NFC", row["text"]) and "<|" not in row["text"]
+        assert len(row["text"]) >= cfg.min_chars and "\n\n\n" not in row["text"]

@@ -45,7 +45,7 @@ class CleanConfig:
     min_chars: int = 200  # drop documents shorter than this (characters, after normalisation)
     max_chars: int = 100_000  # longer documents are truncated or dropped, see `too_long`
     too_long: Literal["truncate", "drop"] = "truncate"  # long articles are real prose: keep the start
-    min_alpha_ratio: float = 0.6  # drop if letters / non-space characters is below this
+    min_alpha_ratio: float = 0.4  # drop if letters / non-space characters is below this (ja prose: 0.57+)
     rows_per_shard: int = 10_000  # rows per output Parquet shard
     dedup: DedupConfig = field(default_factory=DedupConfig)
 
