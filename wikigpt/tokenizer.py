@@ -29,7 +29,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from wikigpt.data.shards import iter_batches, list_shards
 from wikigpt.errors import WikigptError
 from wikigpt.io import atomic_dir, write_json
-from wikigpt.specials import END, PAD, SPECIAL_TOKENS
+from wikigpt.specials import ASSISTANT, END, PAD, SPECIAL_TOKENS, USER
 
 TOKENIZER_FILE = "tokenizer.json"
 BYTE_ALPHABET = 256
@@ -391,8 +391,6 @@ def vocab_report(tok: Tokenizer, n_longest: int = 20, n_merges: int = 40) -> str
 
 def hf_files(tok: Tokenizer) -> dict[str, dict[str, Any]]:
     """What `transformers.PreTrainedTokenizerFast.from_pretrained(dir)` needs besides tokenizer.json."""
-    from wikigpt.specials import ASSISTANT, USER
-
     specials = {"eos_token": END, "pad_token": PAD, "additional_special_tokens": [USER, ASSISTANT]}
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
