@@ -168,6 +168,12 @@ def test_empty_parentheses_cleaned():
     assert t("Bar ({{IPA|x}}; Arabic: ب) is") == "Bar (Arabic: ب) is"
 
 
+def test_unclosed_table_rows_dropped_but_not_prose_starting_with_bang():
+    assert t("Text.\n! Header !! Other\n| cell\n!Kung people live in the Kalahari.") == (
+        "Text.\n!Kung people live in the Kalahari."
+    )
+
+
 def test_unbalanced_markup_never_leaks():
     out = t("A {{broken template\nB [[broken link\nC }} D ]] E")
     for token in ("{{", "}}", "[[", "]]"):

@@ -509,8 +509,8 @@ def _lines(s: str, drop: frozenset[str]) -> list[str]:
             if text:
                 sections.append((level, _SPACES.sub(" ", text).strip(), []))
             continue
-        if line[0] in "|!" or line.startswith("{|"):
-            continue  # leftovers of a table or template the scans could not balance
+        if line[0] == "|" or line.startswith("{|") or (line[0] == "!" and (line[1:2] in ("", " ", "!") or "!!" in line)):
+            continue  # leftovers of a table or template the scans could not balance (but "!Kung" is prose)
         if line[0] in "*#:;":
             line = _LIST_PREFIX.sub("", line)
             if line.startswith(("{|", "|")):
