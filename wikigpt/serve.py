@@ -57,6 +57,7 @@ STATIC_DIR = Path(__file__).with_name("serve_static")
 # Every control token ends an answer (as in `wikigpt chat`): a confused model may open a new turn.
 STOP_IDS = tuple(range(len(SPECIAL_TOKENS)))
 ROLE_ALIASES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+INLINE_TOKENIZE_CHARS = 8192
 MAX_STOP_SEQUENCES = 16  # OpenAI allows 4; eval harnesses sometimes send more
 SECURITY_HEADERS = {
     # The page loads only its own files; no inline script, nothing from elsewhere.
@@ -356,36 +357,41 @@ class Generation:
         """Text deltas as they complete; sets `finish_reason` and `completion_tokens` at the end."""
         self.start()
         decoder = StreamDecoder(self.engine.tokenizer)
-        text, emitted, tokens = "", 0, 0
+        text, emitted, tokens, ended = "", 0, 0, False
         try:
-            while True:
-                kind, value = await self._queue.get()
-                if kind == "error":
-                    raise value
-                if kind == "token":
-                    tokens += 1
-                    text += decoder.push(value)
-                else:
-                    text += decoder.flush()
-                safe = len(text)
-                if self.stops and len(text) > emitted:
-                    cut, safe = _stop_cut(text, emitted, self.stops)
-                    if cut is not None:
-                        if cut > emitted:
-                            yield text[emitted:cut]
-                        self.finish_reason, self.completion_tokens = "stop", tokens
-                        return
+            while not ended:
+                batch = [await self._queue.get()]
+                while not self._queue.empty():  # the loop fell behind: send what piled up as one delta
+                    batch.append(self._queue.get_nowait())
+                safe = emitted
+                for kind, value in batch:
+                    if kind == "error":
+                        raise value
+                    if kind == "token":
+                        tokens += 1
+                        text += decoder.push(value)
+                    else:
+                        text += decoder.flush()
+                        ended = True
+                    safe = len(text)
+                    if self.stops and len(text) > emitted:
+                        cut, safe = _stop_cut(text, emitted, self.stops)
+                        if cut is not None:
+                            if cut > emitted:
+                                yield text[emitted:cut]
+                            self.finish_reason, self.completion_tokens = "stop", tokens
+                            return
+                    if ended:
+                        break
+                if ended:
+                    safe = len(text)  # a held-back partial stop string that never completed goes out
                 if safe > emitted:
                     yield text[emitted:safe]
                     emitted = safe
-                if kind == "end":
-                    # Fewer tokens than allowed means the model said a stop token (not yielded).
-                    hit_limit = tokens >= self.max_new
-                    self.finish_reason = "length" if hit_limit else "stop"
-                    self.completion_tokens = tokens if hit_limit else tokens + 1
-                    if len(text) > emitted:  # a held-back partial stop string that never completed
-                        yield text[emitted:]
-                    return
+            # Fewer tokens than allowed means the model said a stop token (which is not yielded).
+            hit_limit = tokens >= self.max_new
+            self.finish_reason = "length" if hit_limit else "stop"
+            self.completion_tokens = tokens if hit_limit else tokens + 1
         finally:
             self.close()
 
@@ -562,8 +568,11 @@ def create_app(engine: Engine, limits: Limits = Limits(), defaults: Sampling = S
         body = await read_json_body(request, limits.max_body_bytes)
         req = parse_chat_request(body, limits, defaults, engine.name)
         engine.check_capacity()  # refuse early, before tokenizing; try_start decides for real
-        # Tokenizing up to --max-body-bytes of text takes a moment: keep it off the event loop.
-        prompt_ids, max_new = await asyncio.to_thread(engine.prepare, req.messages, req.max_tokens)
+        if sum(len(m["content"]) for m in req.messages) > INLINE_TOKENIZE_CHARS:
+            # Tokenizing up to --max-body-bytes of text takes a moment: keep it off the event loop.
+            prompt_ids, max_new = await asyncio.to_thread(engine.prepare, req.messages, req.max_tokens)
+        else:  # a short chat tokenizes in microseconds; a thread hop would cost more
+            prompt_ids, max_new = engine.prepare(req.messages, req.max_tokens)
         gen = engine.try_start(prompt_ids, max_new, req.sampling, req.stop)
         cid, created = _completion_id(), int(time.time())
         if req.stream:
