@@ -62,19 +62,19 @@ class ModelParams:
 class TrainConfig:
     """params.yaml `train:` section."""
 
-    max_steps: int = 300
-    batch_tokens: int = 4096  # tokens per optimizer step, summed over micro-steps and processes
+    max_steps: int = 200
+    batch_tokens: int = 2048  # tokens per optimizer step, summed over micro-steps and processes
     micro_batch_size: int = 16  # sequences per forward pass per process (memory knob)
     lr: float = 3e-3
     min_lr: float = 3e-4
-    warmup_steps: int = 30
+    warmup_steps: int = 20
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
-    eval_interval: int = 50  # steps between evals on the fixed batches (0: only first and last)
+    eval_interval: int = 25  # steps between evals on the fixed batches (0: only first and last)
     eval_batches: int = 4  # fixed eval batches (of micro_batch_size windows) per split
-    ckpt_interval: int = 100  # steps between resumable checkpoints (0: only at the end)
+    ckpt_interval: int = 50  # steps between resumable checkpoints (0: only at the end)
     seed: int = 1337
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
     compile: bool = True  # torch.compile on CUDA (ignored elsewhere)
