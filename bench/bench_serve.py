@@ -13,8 +13,9 @@ its own process on 127.0.0.1 (httpx client here), streamed as server-sent events
 Figures per row: TTFT = request sent -> first content chunk (includes prefill); tok/s/request =
 tokens after the first / time after the first (decode rate one client sees); aggregate = all
 tokens / wall time of the round. Each row is the least disturbed of --rounds rounds (highest
-aggregate rate; a round = c requests sent at once): the machine may be shared. "served/direct" compares the served decode rate at concurrency 1
-with `GPT.generate_stream` called directly: the cost of HTTP, SSE and the worker-thread hop.
+aggregate rate; a round = c requests sent at once): the machine may be shared. "served/direct"
+compares the served decode rate at concurrency 1 with `GPT.generate_stream` called directly in a
+worker thread: the cost of HTTP, SSE and the hop between threads.
 """
 
 from __future__ import annotations
