@@ -4,6 +4,8 @@
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
+# dvc.yaml runs `python stages/...`: make that the venv's python.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup repro test bench clean-venv
 
@@ -16,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 repro: setup
-	$(BIN)/dvc repro
+	dvc repro
 
 test: setup
 	$(BIN)/python -m pytest
