@@ -30,6 +30,7 @@ def stage_main(fn: Callable[[], None]) -> Callable[[], None]:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
-        print(f"[{fn.__module__}] done in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+        stage = os.path.splitext(os.path.basename(sys.argv[0]))[0] or fn.__module__
+        print(f"[{stage}] done in {time.perf_counter() - start:.1f}s", file=sys.stderr)
 
     return wrapper
