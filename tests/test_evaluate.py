@@ -148,3 +148,40 @@ def test_generate_answer_is_bounded_and_deterministic_when_greedy(tiny_tokenizer
     a = ev.generate_answer(tiny_model, tiny_tokenizer, msgs, max_new_tokens=5)
     assert a == ev.generate_answer(tiny_model, tiny_tokenizer, msgs, max_new_tokens=5)
     assert len(tiny_tokenizer.encode(a, add_special_tokens=False).ids) <= 6
+
+
+def test_run_eval_end_to_end_on_packed_corpus(tiny_tokenizer, tmp_path):
+    """Real pack output + two tiny models -> nested metrics for both and a samples report."""
+    import json
+
+    from tests.test_sft import make_corpus
+    from wikigpt.pack import PackConfig, pack_corpus
+    from wikigpt.sft_data import SftDataConfig, build_sft_data
+    from wikigpt.train.checkpoint import save_model
+
+    corpus = make_corpus(tmp_path / "clean", n=12)
+    (tmp_path / "tok").mkdir()
+    tiny_tokenizer.save(str(tmp_path / "tok" / "tokenizer.json"))
+    pack_corpus(corpus, tmp_path / "tok", tmp_path / "tokens", PackConfig(val_every=4), log=lambda s: None)
+    build_sft_data(corpus, tmp_path / "sft", SftDataConfig(val_fraction=0.3))
+    cfg = GPTConfig(vocab_size=tiny_tokenizer.get_vocab_size(), block_size=64, n_layer=1, n_head=2, n_embd=16)
+    for seed, name in ((0, "base"), (1, "sft")):
+        torch.manual_seed(seed)
+        save_model(tmp_path / "models" / name, GPT(cfg))
+    ecfg = ev.EvalConfig(qa_questions=3, qa_max_new_tokens=4, cloze_items=5, cloze_context_sentences=1,
+                         sample_prompts=["What is Town1?"], sample_max_new_tokens=4, device="cpu")
+    out = ev.run_eval(tmp_path / "tokens", tmp_path / "tok", {"base": tmp_path / "models" / "base", "sft": tmp_path / "models" / "sft"},
+                      tmp_path / "sft", tmp_path / "reports" / "samples.md", ecfg)
+    assert list(out) == ["base", "sft"]
+    for m in out.values():
+        assert set(m) >= {"val_loss", "val_ppl", "val_bpb", "val_tokens", "cloze_acc", "cloze_n", "cloze_chance", "qa_f1", "qa_em", "qa_n"}
+        assert m["cloze_n"] == 5 and m["qa_n"] == 3 and 0 <= m["cloze_acc"] <= 1
+        assert abs(m["val_loss"] - math.log(cfg.vocab_size)) < 0.5
+    assert out["base"]["val_loss"] != out["sft"]["val_loss"]
+    json.dumps(out)  # plain numbers only: dvc metrics can read it
+    report = (tmp_path / "reports" / "samples.md").read_text()
+    assert "## What is Town1?" in report and "**base:**" in report and "**sft:**" in report
+    # A model from another tokenizer is refused with a clear message.
+    save_model(tmp_path / "small", GPT(GPTConfig(vocab_size=100, block_size=64, n_layer=1, n_head=2, n_embd=16)))
+    with pytest.raises(WikigptError, match="model vocab_size 100 is smaller than the tokenizer's"):
+        ev.run_eval(tmp_path / "tokens", tmp_path / "tok", {"x": tmp_path / "small"}, tmp_path / "sft", tmp_path / "r.md", ecfg)
