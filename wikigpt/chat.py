@@ -21,19 +21,15 @@ from typing import Any, TextIO
 
 import torch
 
-from wikigpt.chat_template import StreamDecoder, truncate_history
+from wikigpt.chat_template import STOP_IDS, StreamDecoder, truncate_history
 from wikigpt.errors import WikigptError
 from wikigpt.model import GPT
-from wikigpt.specials import SPECIAL_TOKENS
 from wikigpt.tokenizer import load_tokenizer
 from wikigpt.train.checkpoint import load_model
 from wikigpt.train.dist import pick_device
 
 MODEL_DIRS = {"base": Path("data/models/base"), "sft": Path("data/models/sft")}
 DEFAULT_TOKENIZER = Path("data/tokenizer")
-# Every control token ends an answer: after SFT the model says <|end|>, but a base model (or a
-# confused one) may start a new turn with <|user|> instead.
-STOP_IDS = tuple(range(len(SPECIAL_TOKENS)))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,9 @@ from wikigpt.specials import (
 )
 
 IGNORE_INDEX = -1  # label value the loss skips (matches the model's ignore_index)
+# Generation stops at any control token: a fine-tuned model closes with <|end|>, but a base (or
+# confused) model may open a new turn with <|user|> instead; none of them is ever shown as text.
+STOP_IDS = (END_ID, USER_ID, ASSISTANT_ID, PAD_ID)
 ROLES = ("system", "user", "assistant")
 SYSTEM_SEPARATOR = "\n\n"
 

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wikigpt.chat_template import encode_prompt
+from wikigpt.chat_template import STOP_IDS, truncate_history
 from wikigpt.errors import WikigptError
 from wikigpt.model import GPT
-from wikigpt.sft_data import read_sft_split, split_sentences
+from wikigpt.sft_data import parse_article, read_sft_split, split_sentences
 from wikigpt.specials import END_ID, SPECIAL_TOKENS
 from wikigpt.train.dist import pick_device
 
@@ -166,7 +166,7 @@ def build_cloze(doc_texts: Sequence[str], n_items: int, context_sentences: int, 
     """Cloze questions from held-out documents; each true continuation is a sentence of the same
     document, each distractor a sentence of another document. Deterministic given `seed`."""
     rng = random.Random(seed)
-    docs = [[s for s in split_sentences(t.replace("\n", " ")) if len(s) >= 15] for t in doc_texts]
+    docs = [[s for s in _prose_sentences(t) if len(s) >= 15] for t in doc_texts]
     docs = [d for d in docs if len(d) > context_sentences]
     if len(docs) < 2:
         raise WikigptError(f"cloze needs at least 2 held-out documents with more than {context_sentences} sentences, found {len(docs)}")
@@ -184,6 +184,14 @@ def build_cloze(doc_texts: Sequence[str], n_items: int, context_sentences: int, 
         candidates = distractors[:answer] + [truth] + distractors[answer:]
         items.append(ClozeItem(" ".join(docs[d][j - context_sentences : j]), tuple(candidates), answer))
     return items
+
+
+def _prose_sentences(text: str) -> list[str]:
+    """Sentences of the lead and section paragraphs, in order; heading lines left out (they would
+    otherwise glue onto the next sentence)."""
+    article = parse_article(0, "", text)
+    paragraphs = article.lead + [p for _, ps in article.sections for p in ps]
+    return [s for p in paragraphs for s in split_sentences(p)]
 
 
 @torch.no_grad()
@@ -258,12 +266,10 @@ def generate_answer(
     generator: torch.Generator | None = None,
 ) -> str:
     """One assistant reply (history kept inside the context window), decoded to text."""
-    from wikigpt.chat_template import truncate_history
-
     _, ids = truncate_history(tokenizer, messages, max(2, model.config.block_size - max_new_tokens))
     out = list(
         model.generate_stream(
-            ids, max_new_tokens, temperature=temperature, top_k=top_k, stop_ids=(END_ID,), generator=generator
+            ids, max_new_tokens, temperature=temperature, top_k=top_k, stop_ids=STOP_IDS, generator=generator
         )
     )
     return tokenizer.decode(out, skip_special_tokens=True).strip()
@@ -326,7 +332,7 @@ def samples_markdown(samples: dict[str, list[tuple[str, str]]], qa_examples: dic
         "# Sample generations",
         "",
         f"Both models get the same chat-formatted prompt (`<|user|>...<|end|><|assistant|>`); decoding: {how}, "
-        f"at most {cfg.sample_max_new_tokens} new tokens, stopping at `<|end|>`. "
+        f"at most {cfg.sample_max_new_tokens} new tokens, stopping at a control token (`<|end|>`). "
         "The base model never saw the chat tokens in pretraining: the contrast is what SFT taught.",
         "",
     ]
