@@ -185,3 +185,16 @@ def test_run_eval_end_to_end_on_packed_corpus(tiny_tokenizer, tmp_path):
     save_model(tmp_path / "small", GPT(GPTConfig(vocab_size=100, block_size=64, n_layer=1, n_head=2, n_embd=16)))
     with pytest.raises(WikigptError, match="model vocab_size 100 is smaller than the tokenizer's"):
         ev.run_eval(tmp_path / "tokens", tmp_path / "tok", {"x": tmp_path / "small"}, tmp_path / "sft", tmp_path / "r.md", ecfg)
+
+
+def test_qa_conversations_are_spread_over_the_held_out_file(tmp_path):
+    import json
+
+    lines = [{"messages": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"A{i}"}]} for i in range(10)]
+    (tmp_path / "val.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    picked = [c["messages"][0]["content"] for c in ev.load_qa_conversations(tmp_path, 4)]
+    assert picked == ["Q0", "Q3", "Q6", "Q9"]
+    assert len(ev.load_qa_conversations(tmp_path, 0)) == 10
+    (tmp_path / "val.jsonl").write_text("")
+    with pytest.raises(WikigptError, match="no held-out SFT conversations"):
+        ev.load_qa_conversations(tmp_path, 4)

@@ -55,7 +55,7 @@ class EvalConfig:
     batch_size: int = 8  # windows per forward pass for val loss
     cloze_items: int = 200  # at most this many cloze questions
     cloze_context_sentences: int = 3  # sentences of passage before the candidate
-    qa_questions: int = 60  # held-out SFT conversations answered per model (0 = all)
+    qa_questions: int = 60  # held-out SFT conversations answered per model, evenly spaced (0 = all)
     qa_max_new_tokens: int = 64
     sample_prompts: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_PROMPTS))
     sample_max_new_tokens: int = 96
@@ -294,13 +294,13 @@ def qa_scores(
 
 
 def load_qa_conversations(sft_dir: str | Path, limit: int) -> list[dict[str, Any]]:
-    convs = []
-    for conv in read_sft_split(sft_dir, "val"):
-        convs.append(conv)
-        if limit and len(convs) >= limit:
-            break
+    """Held-out SFT conversations; with `limit`, evenly spaced over the file so every kind of
+    question and many articles are represented (the file is in corpus order)."""
+    convs = list(read_sft_split(sft_dir, "val"))
     if not convs:
         raise WikigptError(f"{sft_dir}/val.jsonl: no held-out SFT conversations to evaluate")
+    if limit and len(convs) > limit:
+        convs = [convs[i] for i in np.linspace(0, len(convs) - 1, limit).round().astype(int)]
     return convs
 
 

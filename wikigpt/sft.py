@@ -71,9 +71,9 @@ class SftConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0
     max_len: int = 0  # tokens per conversation (0 = the model's block_size); longer ones are cut
-    eval_interval: int = 25  # steps between held-out loss evaluations (and at the end)
+    eval_interval: int = 25  # steps between held-out loss evaluations (and at the end; 0 = only then)
     eval_conversations: int = 200  # held-out conversations used for the val loss
-    checkpoint_interval: int = 50  # steps between resumable checkpoints (and at the end)
+    checkpoint_interval: int = 50  # steps between resumable checkpoints (and at the end; 0 = only then)
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | mps
 
@@ -155,6 +155,10 @@ def masked_loss(model: GPT, examples: Sequence[Example], batch_size: int, device
     return total / max(count, 1)
 
 
+def _due(step: int, interval: int) -> bool:
+    return interval > 0 and step % interval == 0
+
+
 def run_fingerprint(cfg: SftConfig, inputs: dict[str, str | Path]) -> dict[str, str]:
     """What determines an SFT run: its params (less the device) and its input files."""
     params = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "device"}
@@ -169,7 +173,7 @@ class SftResult:
     val_conversations: int
     tokens_seen: int  # input positions processed (padding excluded)
     trained_tokens: int  # positions with a label (assistant text + <|end|>)
-    final_train_loss: float
+    final_train_loss: float  # mean over the last epoch's steps
     initial_val_loss: float
     final_val_loss: float
     seconds: float
@@ -193,6 +197,8 @@ def train_sft(
     state there and resume from it when its fingerprint equals `run_fp`."""
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise WikigptError("params.yaml: sft.epochs and sft.batch_size must be >= 1")
+    if cfg.eval_interval < 0 or cfg.checkpoint_interval < 0:
+        raise WikigptError("params.yaml: sft.eval_interval and sft.checkpoint_interval must be >= 0 (0 = only at the end)")
     model.to(device).train()
     lengths = [len(ids) for ids, _ in train]
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
@@ -249,10 +255,10 @@ def train_sft(
         optimizer.step()
         step += 1
         train_loss = float(loss.detach())
-        tokens_seen += int(sum(min(len(train[i][0]), x.size(1) + 1) - 1 for i in batch))
+        tokens_seen += sum(len(train[i][0]) - 1 for i in batch)
         trained_tokens += int((y != IGNORE_INDEX).sum())
         row: dict[str, Any] = {"step": step, "train_loss": train_loss, "val_loss": None}
-        if step % cfg.eval_interval == 0 or step == max_steps:
+        if _due(step, cfg.eval_interval) or step == max_steps:
             row["val_loss"] = masked_loss(model, val_examples, cfg.batch_size, device)
         history.append(row)
         if log is not None:
@@ -260,7 +266,7 @@ def train_sft(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{train_loss:.3f}")
-        if ckpt_dir is not None and (step % cfg.checkpoint_interval == 0 or step == max_steps):
+        if ckpt_dir is not None and (_due(step, cfg.checkpoint_interval) or step == max_steps):
             save_train_state(
                 ckpt_dir,
                 {
@@ -279,7 +285,9 @@ def train_sft(
         bar.close()
     seconds = time.perf_counter() - start
     final_val = next(r["val_loss"] for r in reversed(history) if r["val_loss"] is not None)
-    last_train = next((r["train_loss"] for r in reversed(history) if r["train_loss"] is not None), train_loss)
+    # Mean over the last epoch: one batch's loss is too noisy to compare runs with.
+    last_epoch = [r["train_loss"] for r in history[-steps_per_epoch:] if r["train_loss"] is not None]
+    last_train = sum(last_epoch) / len(last_epoch) if last_epoch else train_loss
     return SftResult(
         steps=step,
         epochs=cfg.epochs,
@@ -334,6 +342,8 @@ def run_sft(
     if model.config.vocab_size != vocab:
         raise WikigptError(f"{base_dir}: model vocab_size {model.config.vocab_size} != tokenizer's {vocab} ({tokenizer_path}); rerun pretrain")
     block = model.config.block_size
+    if cfg.max_len < 0 or cfg.max_len == 1:
+        raise WikigptError(f"params.yaml: sft.max_len must be 0 (the context) or >= 2, got {cfg.max_len}")
     if cfg.max_len > block + 1:
         raise WikigptError(f"params.yaml: sft.max_len={cfg.max_len} exceeds the model's block_size + 1 = {block + 1}")
     max_len = cfg.max_len or block + 1  # ids[:-1] is the input: at most block_size positions
