@@ -325,3 +325,13 @@ def test_ddp_two_cpu_processes_match_single_process(packed, tmp_path):
     single, _ = run(packed, tmp_path, "single", cfg)
     assert abs(ddp["val_loss"] - single["val_loss"]) < 1e-4
     assert abs(ddp["train_loss"] - single["train_loss"]) < 1e-4
+
+
+def test_stage_without_pack_outputs_fails_with_one_line(tmp_path):
+    params = {"model": vars(MODEL), "train": vars(TRAIN), "runtime": {"threads": 1, "wandb": "disabled", "progress": False}}
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "pretrain.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["error: data/tokens/meta.json: not found (run the pack stage first)"]
+    assert not (tmp_path / "data" / "models").exists() and not (tmp_path / "metrics").exists()
