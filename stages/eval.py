@@ -21,6 +21,7 @@ def main() -> None:
         samples_path="reports/samples.md",
         cfg=cfg,
         progress=rt.progress,
+        decode_threads=rt.decode_threads,
     )
     write_metrics("eval", results)
     for name, m in results.items():

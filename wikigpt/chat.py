@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--seed", type=int, help="random seed for reproducible sampling")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--threads", type=int, default=1, help="torch threads on CPU (default 1: fastest for token-by-token decoding of small models)")
     return p
 
 
@@ -105,11 +106,15 @@ class ChatSession:
         )
         for token in stream:
             piece = decoder.push(token)
+            if not pieces:
+                piece = piece.lstrip()  # a base model often opens with a space; drop it
             if piece:
                 pieces.append(piece)
                 self.out.write(piece)
                 self.out.flush()
         tail = decoder.flush()
+        if tail and not pieces:
+            tail = tail.lstrip()
         if tail:
             pieces.append(tail)
             self.out.write(tail)
@@ -164,6 +169,8 @@ def cli(argv: list[str]) -> int:
     if args.seed is not None:
         torch.manual_seed(args.seed)
     device = pick_device(args.device)
+    if device.type == "cpu" and args.threads > 0:
+        torch.set_num_threads(args.threads)
     model_dir = args.checkpoint if args.checkpoint is not None else MODEL_DIRS[args.model]
     model, tokenizer = load_chat_model(model_dir, args.tokenizer, device)
     session = ChatSession(model, tokenizer, args, sys.stdout, sys.stderr)

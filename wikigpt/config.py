@@ -149,6 +149,9 @@ class RuntimeConfig:
     wandb: Literal["disabled", "offline", "online"] = "offline"
     wandb_project: str = "wikigpt"
     progress: bool = True  # tqdm bars
+    # torch threads while generating token by token on CPU (eval QA/samples): one-token steps of a
+    # small model are too small to split, and extra threads only add sync cost (>50x under load).
+    decode_threads: int = 1
 
 
 def load_runtime(params_path: str | Path = PARAMS_FILE) -> RuntimeConfig:

@@ -20,6 +20,7 @@ Per model (every figure lands in `metrics/eval.json` as {"base": {...}, "sft": {
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import random
@@ -27,7 +28,7 @@ import re
 import string
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -275,6 +276,20 @@ def generate_answer(
     return tokenizer.decode(out, skip_special_tokens=True).strip()
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the body with `n` intra-op threads (None: unchanged)."""
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def qa_scores(
     model: GPT, tokenizer: Any, conversations: Sequence[dict[str, Any]], max_new_tokens: int, progress: bool = False
 ) -> tuple[dict[str, float | int], list[dict[str, str]]]:
@@ -365,14 +380,16 @@ def evaluate_model(
     qa_convs: Sequence[dict[str, Any]],
     cfg: EvalConfig,
     progress: bool = False,
+    decode_threads: int | None = None,
 ) -> tuple[dict[str, float | int], list[tuple[str, str]], list[dict[str, str]]]:
     start = time.perf_counter()
     metrics: dict[str, float | int] = {}
     metrics.update(val_metrics(model, val_tokens, token_byte_lengths(tokenizer), cfg.batch_size, cfg.max_val_tokens, progress))
-    metrics.update(cloze_accuracy(model, tokenizer, cloze_items, progress))
-    qa, examples = qa_scores(model, tokenizer, qa_convs, cfg.qa_max_new_tokens, progress)
+    with torch_threads(decode_threads if next(model.parameters()).device.type == "cpu" else None):
+        metrics.update(cloze_accuracy(model, tokenizer, cloze_items, progress))  # one short sequence per pass
+        qa, examples = qa_scores(model, tokenizer, qa_convs, cfg.qa_max_new_tokens, progress)
+        samples = sample_generations(model, tokenizer, cfg)
     metrics.update(qa)
-    samples = sample_generations(model, tokenizer, cfg)
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     return metrics, samples, examples
 
@@ -435,6 +452,7 @@ def run_eval(
     samples_path: str | Path,
     cfg: EvalConfig,
     progress: bool = False,
+    decode_threads: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate every model in `model_dirs` (name -> model directory) on the same held-out data.
 
@@ -460,7 +478,7 @@ def run_eval(
         model = load_model(model_dir, device=device)
         check_compatible(model, tokenizer, meta, str(model_dir))
         results[name], samples[name], examples[name] = evaluate_model(
-            model, tokenizer, val_tokens, cloze_items, qa_convs, cfg, progress
+            model, tokenizer, val_tokens, cloze_items, qa_convs, cfg, progress, decode_threads
         )
         del model
     with atomic_file(samples_path, "w", encoding="utf-8") as f:
