@@ -49,13 +49,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wikigpt.chat_template import StreamDecoder, normalize_messages, truncate_history
+from wikigpt.chat_template import STOP_IDS, StreamDecoder, normalize_messages, truncate_history
 from wikigpt.errors import WikigptError
-from wikigpt.specials import SPECIAL_TOKENS
 
 STATIC_DIR = Path(__file__).with_name("serve_static")
-# Every control token ends an answer (as in `wikigpt chat`): a confused model may open a new turn.
-STOP_IDS = tuple(range(len(SPECIAL_TOKENS)))
 ROLE_ALIASES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 INLINE_TOKENIZE_CHARS = 8192
 MAX_STOP_SEQUENCES = 16  # OpenAI allows 4; eval harnesses sometimes send more
