@@ -64,3 +64,15 @@ def tiny_tokenizer():
     )
     tok.train_from_iterator([TINY_TOKENIZER_TEXT], trainer=trainer)
     return tok
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run torch on one thread: tiny matmuls with 2 threads on a busy 2-core box spin-wait and
+    run many times slower, which only makes the suite slow (results are the same)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,13 +13,7 @@ from wikigpt.train.checkpoint import load_model, save_model
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny matmuls with 2 threads on a shared 2-core box spin-wait: 1 thread is ~30x faster here.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = GPTConfig(vocab_size=256, block_size=32, n_layer=2, n_head=4, n_embd=64)

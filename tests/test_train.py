@@ -36,13 +36,7 @@ TRAIN = TrainConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny matmuls with 2 threads on a shared 2-core box spin-wait: 1 thread is much faster here.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic_docs(n: int, seed: int) -> list[str]:
