@@ -38,8 +38,9 @@ from wikigpt.chat_template import STOP_IDS, truncate_history
 from wikigpt.errors import WikigptError
 from wikigpt.model import GPT
 from wikigpt.sft_data import parse_article, read_sft_split, split_sentences
-from wikigpt.specials import END_ID, SPECIAL_TOKENS
-from wikigpt.train.dist import pick_device
+from wikigpt.specials import END_ID
+from wikigpt.tokenizer import token_byte_lengths
+from wikigpt.train.dist import autocast_for, pick_device
 
 DEFAULT_PROMPTS = (
     "What is Tudiken?",
@@ -69,23 +70,6 @@ class EvalConfig:
 # ---------------------------------------------------------------------------------------------
 # Language-model figures on val.bin
 
-
-def token_byte_lengths(tokenizer: Any) -> np.ndarray:
-    """UTF-8 bytes each token id stands for (0 for the control tokens).
-
-    Byte-level BPE tokens may hold part of a character, so decoding a token alone does not give
-    its bytes. Each character of a ByteLevel vocabulary entry stands for exactly one byte, so the
-    entry's length is its byte count; summed over a text it equals the length of the UTF-8 of the
-    decoded text (tested). Added (non-ByteLevel) tokens stand for their own UTF-8."""
-    vocab = tokenizer.get_vocab(with_added_tokens=True)
-    added = {i: t.content for i, t in tokenizer.get_added_tokens_decoder().items()}
-    lengths = np.zeros(max(vocab.values()) + 1, dtype=np.int64)
-    specials = set(SPECIAL_TOKENS)
-    for token, i in vocab.items():
-        if token in specials:
-            continue
-        lengths[i] = len(added[i].encode("utf-8")) if i in added else len(token)
-    return lengths
 
 
 @torch.no_grad()
@@ -119,7 +103,7 @@ def val_metrics(
         chunk = np.stack([np.asarray(tokens[s : s + T + 1], dtype=np.int64) for s in starts[i : i + batch_size]])
         xy = torch.from_numpy(chunk).to(device)
         x, y = xy[:, :-1], xy[:, 1:]
-        with _autocast(device):
+        with autocast_for(device):
             logits, _ = model(x, y)
         nats = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
         total_nats += float(nats.sum())
@@ -204,7 +188,7 @@ def continuation_logprobs(model: GPT, context: list[int], continuation: list[int
     device = next(model.parameters()).device
     x = torch.tensor([ids[:-1]], device=device)
     y = torch.tensor([ids[1:]], device=device)
-    with _autocast(device):
+    with autocast_for(device):
         logits, _ = model(x, y)
     logp = torch.log_softmax(logits.float()[0], dim=-1).gather(1, y[0].unsqueeze(1)).squeeze(1)
     return logp[-len(continuation) :]
@@ -409,11 +393,6 @@ def check_compatible(model: GPT, tokenizer: Any, meta: dict[str, Any], where: st
 def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False).ids)
 
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
 
 
 class _NoBar:

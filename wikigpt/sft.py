@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 
 from wikigpt.chat_template import IGNORE_INDEX, encode_conversation, pad_batch
@@ -45,6 +44,7 @@ from wikigpt.train.checkpoint import (
     save_train_state,
     set_rng_state,
 )
+from wikigpt.train.dist import autocast_for
 from wikigpt.train.optim import lr_at, make_optimizer, set_lr
 
 
@@ -131,11 +131,6 @@ def collate(examples: Sequence[Example], device: torch.device) -> tuple[torch.Te
     return x.to(device), y.to(device)
 
 
-def autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
 
 @torch.no_grad()
 def masked_loss(model: GPT, examples: Sequence[Example], batch_size: int, device: torch.device) -> float:
@@ -146,7 +141,7 @@ def masked_loss(model: GPT, examples: Sequence[Example], batch_size: int, device
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
     for b in range(0, len(order), batch_size):
         x, y = collate([examples[i] for i in order[b : b + batch_size]], device)
-        with autocast(device):
+        with autocast_for(device):
             _, loss = model(x, y)
         n = int((y != IGNORE_INDEX).sum())
         total += float(loss) * n
@@ -245,7 +240,7 @@ def train_sft(
         x, y = collate([train[i] for i in batch], device)
         lr = lr_at(step, max_steps, cfg.lr, cfg.min_lr, cfg.warmup_steps)
         set_lr(optimizer, lr)
-        with autocast(device):
+        with autocast_for(device):
             _, loss = model(x, y)
         if not torch.isfinite(loss):
             raise WikigptError(f"sft: loss became {float(loss)} at step {step}; the last good checkpoint is kept (lower sft.lr?)")

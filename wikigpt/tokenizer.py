@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -352,6 +353,23 @@ def token_bytes(token: str, table: dict[str, int] | None = None) -> bytes:
     """The raw bytes a ByteLevel vocabulary entry stands for."""
     table = table or _byte_decoder()
     return bytes(table[c] for c in token)
+
+
+def token_byte_lengths(tok: Tokenizer) -> np.ndarray:
+    """UTF-8 bytes each token id stands for (0 for the control tokens), for bits-per-byte.
+
+    Byte-level BPE tokens may hold part of a character, so decoding a token alone does not give
+    its bytes. Each character of a ByteLevel vocabulary entry stands for exactly one byte, so the
+    entry's length is its byte count; summed over a text it equals the length of the UTF-8 of the
+    decoded text. Added (non-ByteLevel) tokens stand for their own UTF-8."""
+    vocab = tok.get_vocab(with_added_tokens=True)
+    added = {i: t.content for i, t in tok.get_added_tokens_decoder().items()}
+    lengths = np.zeros(max(vocab.values()) + 1, dtype=np.int64)
+    specials = set(SPECIAL_TOKENS)
+    for token, i in vocab.items():
+        if token not in specials:
+            lengths[i] = len(added[i].encode("utf-8")) if i in added else len(token)
+    return lengths
 
 
 def vocab_report(tok: Tokenizer, n_longest: int = 20, n_merges: int = 40) -> str:

@@ -8,6 +8,7 @@ stage started by `dvc repro` re-exec itself as K processes (train.nproc = K).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -90,3 +91,10 @@ def relaunch_under_torchrun(nproc: int, script: str, args: list[str] | None = No
     argv = [sys.executable, "-m", "torch.distributed.run", *extra, f"--nproc_per_node={nproc}", script, *(args or [])]
     print(f"relaunching under torchrun: {shlex.join(argv[1:])}", file=sys.stderr, flush=True)
     os.execv(sys.executable, argv)
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA; full fp32 elsewhere (CPU bf16 is slower and less exact)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

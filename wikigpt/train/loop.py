@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from wikigpt.errors import WikigptError
 from wikigpt.train import checkpoint as ckpt
-from wikigpt.train.dist import DistContext, all_reduce_sum, barrier
+from wikigpt.train.dist import DistContext, all_reduce_sum, autocast_for, barrier
 from wikigpt.train.mfu import device_name, throughput
 from wikigpt.train.optim import lr_at, make_optimizer, set_lr
 
@@ -81,12 +81,6 @@ class LoopResult:
     device_name: str = ""
     throughput: dict[str, float | None] = field(default_factory=dict)
 
-
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA; full fp32 elsewhere (CPU bf16 is slower and less exact)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

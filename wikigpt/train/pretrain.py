@@ -29,8 +29,7 @@ from wikigpt.errors import WikigptError
 from wikigpt.io import atomic_file
 from wikigpt.model import GPT, GPTConfig
 from wikigpt.pack import check_tokenizer_matches, open_tokens, read_meta
-from wikigpt.specials import SPECIAL_TOKENS
-from wikigpt.tokenizer import load_tokenizer
+from wikigpt.tokenizer import load_tokenizer, token_byte_lengths
 from wikigpt.train import checkpoint as ckpt
 from wikigpt.train.data import TokenWindows, fixed_windows, windows
 from wikigpt.train.dist import DistContext, all_reduce_sum
@@ -106,18 +105,6 @@ def check_params(model: ModelParams, cfg: TrainConfig) -> None:
     if problems:
         raise WikigptError("params.yaml: " + "; ".join(problems))
 
-
-def token_byte_lengths(tok) -> np.ndarray:
-    """UTF-8 bytes behind each token id (0 for the control tokens). In a ByteLevel BPE vocabulary
-    each character of an entry stands for one byte, so an entry's length is its byte count; summed
-    over a text this equals len(text.encode()) (same definition as the eval stage's)."""
-    vocab = tok.get_vocab(with_added_tokens=True)
-    added = {i: t.content for i, t in tok.get_added_tokens_decoder().items()}
-    lengths = np.zeros(max(vocab.values()) + 1, dtype=np.int64)
-    for token, i in vocab.items():
-        if token not in SPECIAL_TOKENS:
-            lengths[i] = len(added[i].encode("utf-8")) if i in added else len(token)
-    return lengths
 
 
 def unigram_entropy(tokens: np.ndarray, vocab_size: int, chunk: int = 1 << 24) -> float:
