@@ -329,3 +329,23 @@ def test_stage_without_pack_outputs_fails_with_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["error: data/tokens/meta.json: not found (run the pack stage first)"]
     assert not (tmp_path / "data" / "models").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_code_digest_changes_with_the_training_code(tmp_path, monkeypatch):
+    # A checkpoint written by other code must not be resumed: the code is part of the fingerprint.
+    pkg = tmp_path / "fakepkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "loop.py").write_text("LR = 1\n")
+    (tmp_path / "single.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = ckpt.code_digest("fakepkg", "single")
+    assert ckpt.code_digest("fakepkg", "single") == before  # stable
+    (pkg / "sub" / "loop.py").write_text("LR = 2\n")  # a file deep inside the package
+    after_pkg = ckpt.code_digest("fakepkg", "single")
+    (tmp_path / "single.py").write_text("X = 2\n")
+    after_module = ckpt.code_digest("fakepkg", "single")
+    assert len({before, after_pkg, after_module}) == 3
+    with pytest.raises(ValueError, match="no source for module 'no_such_module_here'"):
+        ckpt.code_digest("no_such_module_here")

@@ -35,6 +35,7 @@ from wikigpt.model import GPT
 from wikigpt.sft_data import SftDataConfig, read_sft_split
 from wikigpt.train.checkpoint import (
     file_digest,
+    code_digest,
     fingerprint,
     fingerprint_diff,
     load_train_state,
@@ -155,9 +156,10 @@ def _due(step: int, interval: int) -> bool:
 
 
 def run_fingerprint(cfg: SftConfig, inputs: dict[str, str | Path]) -> dict[str, str]:
-    """What determines an SFT run: its params (less the device) and its input files."""
+    """What determines an SFT run: its params (less the device), its code and its input files."""
     params = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "device"}
-    return fingerprint({"sft": params, **{name: file_digest(path) for name, path in inputs.items()}})
+    code = code_digest("wikigpt.model", "wikigpt.train", "wikigpt.sft", "wikigpt.chat_template")
+    return fingerprint({"sft": params, "code": code, **{name: file_digest(path) for name, path in inputs.items()}})
 
 
 @dataclasses.dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -177,6 +178,26 @@ def file_digest(path: str | os.PathLike) -> str:
             for i in range(SAMPLE_BLOCKS):
                 f.seek((size - SAMPLE_BLOCK) * i // (SAMPLE_BLOCKS - 1))
                 h.update(f.read(SAMPLE_BLOCK))
+    return h.hexdigest()
+
+
+def code_digest(*modules: str) -> str:
+    """sha256 of the source of the given modules (a package: every .py file under it).
+
+    Part of a training fingerprint: when DVC reruns a training stage because its code changed, a
+    persisted checkpoint written by the old code must not be resumed (a finished one would just be
+    handed back as the "new" model)."""
+    files: list[Path] = []
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"code_digest: no source for module {name!r}")
+        origin = Path(spec.origin)
+        files += sorted(origin.parent.rglob("*.py")) if spec.submodule_search_locations else [origin]
+    h = hashlib.sha256()
+    for path in files:
+        h.update(f"{path.name}:{path.stat().st_size}:".encode())
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 

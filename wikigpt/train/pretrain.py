@@ -202,6 +202,7 @@ def run_pretrain(
         "train.bin": ckpt.file_digest(tokens_dir / "train.bin"),
         "val.bin": ckpt.file_digest(tokens_dir / "val.bin"),
         "tokenizer": meta["tokenizer_sha256"],
+        "code": ckpt.code_digest("wikigpt.model", "wikigpt.train"),
     })
     batches = TokenWindows(train_tokens, T, cfg.micro_batch_size, grad_accum, ctx.rank, ctx.world_size, cfg.seed)
     evaluator = FixedBatchEval(
